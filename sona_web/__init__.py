@@ -1,0 +1,1 @@
+"""sona-web: an online-learning engine for LLM routers and chat apps, in numpy."""
