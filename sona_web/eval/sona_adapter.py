@@ -1,0 +1,59 @@
+"""sona-web's ``AdaptiveRouter`` behind the evaluation's router interface, with its ablations.
+
+``AdaptiveRouter`` learns the quality of each model and subtracts its own
+``cost_weight * cost`` when it decides, so the adapter hands it the cost
+weight lambda and the normalised costs, and reports the outcome (reward plus
+``lambda * cost`` of the chosen model) rather than the reward.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+
+from .baselines import Router
+
+__all__ = ["ABLATIONS", "VARIANTS", "SonaRouter", "missing_reason"]
+
+# Config overrides that switch one component off, per variant.
+ABLATIONS: dict[str, dict[str, float | int]] = {
+    "sona": {},
+    "sona_no_micro_lora": {"micro_lora_alpha": 0.0},
+    "sona_no_base_lora": {"base_lora_alpha": 0.0},
+    "sona_no_ewc": {"ewc_lambda": 0.0},
+    "sona_no_reasoning_bank": {"pattern_clusters": 0},
+}
+VARIANTS: tuple[str, ...] = tuple(ABLATIONS)
+
+
+def missing_reason(name: str) -> str | None:
+    """Return why the sona variant ``name`` cannot run, or ``None`` when it can."""
+    if importlib.util.find_spec("sona_web.router") is None:
+        return f"{name} skipped: sona_web.router (AdaptiveRouter) is not available in this checkout"
+    return None
+
+
+class SonaRouter(Router):
+    """Adapter around ``sona_web.AdaptiveRouter`` for one cost weight and one seed."""
+
+    def __init__(self, model_names, costs, cost_weight: float, dim: int, seed: int, variant: str = "sona") -> None:
+        from sona_web.config import SonaConfig
+        from sona_web.router import AdaptiveRouter
+
+        if variant not in ABLATIONS:
+            raise KeyError(f"unknown sona variant {variant!r}; expected one of {VARIANTS}")
+        self.name = variant
+        self._costs = np.asarray(costs, dtype=np.float64)
+        self._cost_weight = float(cost_weight)
+        config = SonaConfig.default(embedding_dim=dim, hidden_dim=dim, seed=seed, **ABLATIONS[variant])
+        models = [(str(name), float(cost)) for name, cost in zip(model_names, self._costs)]
+        self._router = AdaptiveRouter(models, config=config, seed=seed, cost_weight=self._cost_weight)
+
+    def route(self, x):
+        decision = self._router.route(x)
+        return int(decision.model_index), float(decision.probability)
+
+    def update(self, x, model_index, reward):
+        quality = reward + self._cost_weight * self._costs[model_index]
+        self._router.record_outcome(x, int(model_index), float(quality))

@@ -1,0 +1,302 @@
+"""ReasoningBank: clusters of good trajectories with per-route outcome statistics.
+
+Centroids live in the adapted representation space and are shaped only by
+trajectories whose quality reaches ``quality_threshold``. Route statistics are
+fed by every ended trajectory near a pattern, good or bad, because learning
+which route to avoid needs the failures. The per-route count, sum and sum of
+squares of quality give a Gaussian estimate of each route's quality near the
+pattern, which the router blends with the value heads.
+
+A background cycle costs in proportion to its new trajectories: they are
+assigned to the nearest centroids, which move by mini-batch k-means steps with
+per-centroid rates ``1 / cluster_size``; points no centroid covers seed new
+patterns by k-means++ D^2 sampling with the existing centroids counted as
+chosen. The number of patterns is capped: near duplicates merge, weights decay
+each cycle, and the lightest pattern is pruned when a new one needs room.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from .kmeans import kmeans_plusplus, nearest_centres, squared_distances
+
+__all__ = ["ReasoningBank"]
+
+# Good points per new pattern: fewer would give centroids of one or two
+# trajectories, whose route statistics are noise.
+MIN_POINTS_PER_PATTERN = 4
+# A point is "uncovered" when its squared distance to the nearest centroid is
+# this many times the bank's mean squared member distance.
+SPAWN_FACTOR = 2.0
+# Centroids closer than this cosine similarity are merged into one pattern.
+MERGE_SIMILARITY = 0.98
+# Labels kept per pattern for its pattern_type; bounded so memory stays flat.
+MAX_LABELS = 8
+
+
+class ReasoningBank:
+    def __init__(self, dim: int, capacity: int, quality_threshold: float, decay: float):
+        self.dim = dim
+        self.capacity = capacity
+        self.quality_threshold = quality_threshold
+        self.decay = decay
+        self.next_id = 0
+        self.inertia = 0.0
+        self._allocate(0, 0)
+
+    def _allocate(self, n_patterns: int, n_routes: int) -> None:
+        self.centroids = np.zeros((n_patterns, self.dim), dtype=np.float64)
+        self.ids = np.zeros(n_patterns, dtype=np.int64)
+        self.cluster_size = np.zeros(n_patterns)
+        self.total_weight = np.zeros(n_patterns)
+        self.quality_sum = np.zeros(n_patterns)
+        self.outcomes = np.zeros(n_patterns)
+        self.created_at = np.zeros(n_patterns)
+        self.last_accessed = np.zeros(n_patterns)
+        self.access_count = np.zeros(n_patterns, dtype=np.int64)
+        self.route_count = np.zeros((n_patterns, n_routes))
+        self.route_sum = np.zeros((n_patterns, n_routes))
+        self.route_sumsq = np.zeros((n_patterns, n_routes))
+        self.labels: list[Counter] = [Counter() for _ in range(n_patterns)]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def n_routes(self) -> int:
+        return self.route_count.shape[1]
+
+    def add_route(self) -> None:
+        pad = np.zeros((len(self), 1))
+        self.route_count = np.hstack([self.route_count, pad])
+        self.route_sum = np.hstack([self.route_sum, pad])
+        self.route_sumsq = np.hstack([self.route_sumsq, pad])
+
+    # Queries -------------------------------------------------------------
+
+    def nearest(self, h: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return the indices of the ``k`` most similar patterns to ``h`` (d,) and their cosine similarity."""
+        if not len(self):
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        similarity = (self.centroids @ h) / (np.linalg.norm(self.centroids, axis=1) * np.linalg.norm(h) + 1e-12)
+        k = min(k, len(self))
+        top = np.argpartition(-similarity, k - 1)[:k]
+        top = top[np.argsort(-similarity[top], kind="stable")]
+        return top, similarity[top]
+
+    def touch(self, indices: np.ndarray, now: float) -> None:
+        self.access_count[indices] += 1
+        self.last_accessed[indices] = now
+
+    def describe(self, index: int, similarity: float, routes: list[str]) -> dict:
+        counts = self.route_count[index]
+        route_stats = {
+            routes[r]: {
+                "count": float(counts[r]),
+                "mean_quality": float(self.route_sum[index, r] / counts[r]),
+            }
+            for r in np.flatnonzero(counts > 0)
+        }
+        label = self.labels[index].most_common(1)
+        return {
+            "id": int(self.ids[index]),
+            "centroid": self.centroids[index].astype(np.float32),
+            "cluster_size": int(self.cluster_size[index]),
+            "total_weight": float(self.total_weight[index]),
+            "avg_quality": float(self.quality_sum[index] / self.outcomes[index]) if self.outcomes[index] else 0.0,
+            "created_at": float(self.created_at[index]),
+            "last_accessed": float(self.last_accessed[index]),
+            "access_count": int(self.access_count[index]),
+            "pattern_type": label[0][0] if label else "general",
+            "route_stats": route_stats,
+            "similarity": float(similarity),
+        }
+
+    # Learning ------------------------------------------------------------
+
+    def record_outcomes(self, h: np.ndarray, routes: np.ndarray, quality: np.ndarray) -> None:
+        """Add outcomes of rows ``h`` (n, d) to the route statistics of their nearest patterns."""
+        if not len(self) or not len(h):
+            return
+        index, _ = nearest_centres(_unit(h), self._unit_centroids())
+        self._add_stats(index, routes, quality)
+
+    def _add_stats(self, index, routes, quality) -> None:
+        np.add.at(self.quality_sum, index, quality)
+        np.add.at(self.outcomes, index, 1.0)
+        known = routes >= 0
+        np.add.at(self.route_count, (index[known], routes[known]), 1.0)
+        np.add.at(self.route_sum, (index[known], routes[known]), quality[known])
+        np.add.at(self.route_sumsq, (index[known], routes[known]), quality[known] ** 2)
+
+    def update(self, h, routes, quality, labels, now, rng, stats_recorded: np.ndarray) -> dict:
+        """Run one incremental clustering step on new trajectories; return counts for the cycle summary.
+
+        ``stats_recorded`` marks rows whose outcome already reached a pattern's
+        route statistics when the trajectory ended; the others are added here.
+        """
+        self.total_weight *= self.decay
+        points = _unit(h)
+        good = quality >= self.quality_threshold
+        created = self._spawn(points[good], rng, now)
+
+        if len(self):
+            index, distance = nearest_centres(points, self._unit_centroids())
+            pending = ~stats_recorded
+            self._add_stats(index[pending], routes[pending], quality[pending])
+            self._move_centroids(points[good], index[good], distance[good], labels[good])
+
+        merged = self._merge_duplicates()
+        return {"patterns_created": created, "patterns_merged": merged, "good_trajectories": int(good.sum())}
+
+    def _spawn(self, points: np.ndarray, rng: np.random.Generator, now: float) -> int:
+        if not len(points) or self.capacity == 0:
+            return 0
+        if len(self):
+            _, distance = nearest_centres(points, self._unit_centroids())
+            threshold = SPAWN_FACTOR * max(self.inertia, 1e-6)
+            candidates = points[distance > threshold]
+        else:
+            candidates = points
+        wanted = len(candidates) // MIN_POINTS_PER_PATTERN
+        wanted = min(wanted, max(self.capacity - len(self), self._prunable()))
+        if wanted <= 0:
+            return 0
+
+        existing = self._unit_centroids() if len(self) else None
+        chosen = kmeans_plusplus(candidates, wanted, rng, existing=existing)
+        self._make_room(wanted)
+        self._append(candidates[chosen], now)
+        return wanted
+
+    def _prunable(self) -> int:
+        # When full, patterns whose weight decayed below a quarter of the
+        # median may give way to new ones.
+        if not len(self):
+            return 0
+        return int(np.sum(self.total_weight < 0.25 * np.median(self.total_weight)))
+
+    def _make_room(self, count: int) -> None:
+        excess = len(self) + count - self.capacity
+        if excess > 0:
+            lightest = np.argsort(self.total_weight, kind="stable")[:excess]
+            self._keep(np.setdiff1d(np.arange(len(self)), lightest))
+
+    def _append(self, centres: np.ndarray, now: float) -> None:
+        count = len(centres)
+        start = len(self)
+        self.centroids = np.vstack([self.centroids, centres])
+        self.ids = np.append(self.ids, np.arange(self.next_id, self.next_id + count))
+        self.next_id += count
+        for name in ("cluster_size", "total_weight", "quality_sum", "outcomes", "last_accessed"):
+            setattr(self, name, np.append(getattr(self, name), np.zeros(count)))
+        self.created_at = np.append(self.created_at, np.full(count, now))
+        self.last_accessed[start:] = now
+        self.access_count = np.append(self.access_count, np.zeros(count, dtype=np.int64))
+        pad = np.zeros((count, self.n_routes))
+        self.route_count = np.vstack([self.route_count, pad])
+        self.route_sum = np.vstack([self.route_sum, pad])
+        self.route_sumsq = np.vstack([self.route_sumsq, pad])
+        self.labels.extend(Counter() for _ in range(count))
+
+    def _move_centroids(self, points, index, distance, labels) -> None:
+        if not len(points):
+            return
+        counts = np.bincount(index, minlength=len(self)).astype(np.float64)
+        sums = np.zeros_like(self.centroids)
+        np.add.at(sums, index, points)
+        touched = counts > 0
+        self.cluster_size += counts
+        self.total_weight += counts
+        # Mini-batch k-means: each centroid moves toward its new members' mean
+        # at rate (new members) / (all members so far), so it stays the running
+        # mean of everything ever assigned to it.
+        rate = counts[touched] / self.cluster_size[touched]
+        means = sums[touched] / counts[touched, None]
+        self.centroids[touched] += rate[:, None] * (means - self.centroids[touched])
+        # Running mean squared member distance: the scale that decides when a
+        # point is far enough from every centroid to seed a new pattern.
+        batch_inertia = float(distance.mean())
+        if self.inertia == 0.0:
+            self.inertia = batch_inertia
+        else:
+            self.inertia += 0.1 * (batch_inertia - self.inertia)
+        for row, label in zip(index, labels):
+            if label:
+                self._count_label(int(row), label)
+
+    def _count_label(self, row: int, label: str) -> None:
+        counter = self.labels[row]
+        if label in counter or len(counter) < MAX_LABELS:
+            counter[label] += 1
+
+    def _merge_duplicates(self) -> int:
+        if len(self) < 2:
+            return 0
+        units = self._unit_centroids()
+        similarity = units @ units.T
+        np.fill_diagonal(similarity, -1.0)
+        merged = 0
+        removed: set[int] = set()
+        for a, b in zip(*np.nonzero(np.triu(similarity > MERGE_SIMILARITY))):
+            if a in removed or b in removed:
+                continue
+            self._merge_into(int(a), int(b))
+            removed.add(int(b))
+            merged += 1
+        if removed:
+            self._keep(np.setdiff1d(np.arange(len(self)), sorted(removed)))
+        return merged
+
+    def _merge_into(self, keep: int, drop: int) -> None:
+        sizes = self.cluster_size[[keep, drop]]
+        total = sizes.sum()
+        if total > 0:
+            self.centroids[keep] = (sizes[0] * self.centroids[keep] + sizes[1] * self.centroids[drop]) / total
+        for name in ("cluster_size", "total_weight", "quality_sum", "outcomes", "access_count"):
+            getattr(self, name)[keep] += getattr(self, name)[drop]
+        for name in ("route_count", "route_sum", "route_sumsq"):
+            getattr(self, name)[keep] += getattr(self, name)[drop]
+        self.created_at[keep] = min(self.created_at[keep], self.created_at[drop])
+        self.last_accessed[keep] = max(self.last_accessed[keep], self.last_accessed[drop])
+        self.labels[keep].update(self.labels[drop])
+
+    def _keep(self, rows: np.ndarray) -> None:
+        for name in _ROW_ARRAYS:
+            setattr(self, name, getattr(self, name)[rows])
+        self.labels = [self.labels[i] for i in rows]
+
+    def _unit_centroids(self) -> np.ndarray:
+        return _unit(self.centroids)
+
+    # Persistence ---------------------------------------------------------
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict]:
+        arrays = {name: getattr(self, name) for name in _ROW_ARRAYS}
+        meta = {
+            "next_id": self.next_id,
+            "inertia": self.inertia,
+            "labels": [dict(counter) for counter in self.labels],
+        }
+        return arrays, meta
+
+    def load(self, arrays: dict[str, np.ndarray], meta: dict) -> None:
+        for name in _ROW_ARRAYS:
+            setattr(self, name, np.array(arrays[name]))
+        self.next_id = int(meta["next_id"])
+        self.inertia = float(meta["inertia"])
+        self.labels = [Counter(labels) for labels in meta["labels"]]
+
+
+_ROW_ARRAYS = (
+    "centroids", "ids", "cluster_size", "total_weight", "quality_sum", "outcomes", "created_at",
+    "last_accessed", "access_count", "route_count", "route_sum", "route_sumsq",
+)
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    rows = np.asarray(rows, dtype=np.float64)
+    return rows / (np.linalg.norm(rows, axis=1, keepdims=True) + 1e-12)
