@@ -31,7 +31,7 @@ class SonaConfig:
     )
     micro_lora_rank: int = _help("Rank of the instant MicroLoRA adapter: 1 or 2.", default=2)
     micro_lora_alpha: float = _help("MicroLoRA output scaling is micro_lora_alpha / micro_lora_rank.", default=2.0)
-    micro_lora_lr: float = _help("Learning rate of MicroLoRA in the instant loop; 0 freezes it.", default=0.05)
+    micro_lora_lr: float = _help("Learning rate of MicroLoRA in the instant loop; 0 freezes it.", default=0.1)
     head_lr: float = _help(
         "Learning rate of the per-route value heads in the instant loop; 0 leaves them to consolidation.",
         default=0.1,
@@ -155,6 +155,11 @@ class SonaConfig:
                 f"micro_lora_rank must be 1 or 2, got {self.micro_lora_rank}: MicroLoRA is the "
                 "instant, low-rank adapter; put deeper adaptation in base_lora_rank (4 to 64)"
             )
+        if self.base_lora_rank > self.hidden_dim:
+            raise ValueError(
+                f"base_lora_rank must be <= hidden_dim={self.hidden_dim}, got {self.base_lora_rank}: "
+                "a low-rank adapter cannot have more directions than its width"
+            )
         if not 0.0 < self.ewc_fisher_alpha <= 1.0:
             raise ValueError(f"ewc_fisher_alpha must be in (0, 1], got {self.ewc_fisher_alpha}")
         if not 0.0 < self.pattern_decay <= 1.0:
@@ -165,7 +170,7 @@ class SonaConfig:
 # Field -> (low, high) bounds checked by validate(); the bounds keep every
 # array small enough for a browser tab and every rate in a stable range.
 _RANGES = [
-    ("hidden_dim", 2, 8192),
+    ("hidden_dim", 4, 8192),
     ("embedding_dim", 2, 8192),
     ("micro_lora_alpha", 0.0, 1e3),
     ("micro_lora_lr", 0.0, 10.0),

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._validation import as_vector, as_vectors, check_real, check_route, check_text
+from ._validation import as_float_array, as_vector, as_vectors, check_real, check_route, check_text
 from .config import SonaConfig
 from .ewc import EWCPlusPlus, ShiftDetector
 from .model import Batch, SonaModel
@@ -144,10 +144,11 @@ class SonaEngine:
         """Record one step: activations (hidden_dim,), attention weights (1-D, any length), reward."""
         trajectory = self._active.get(trajectory_id)
         activations = as_vector(activations, self.config.hidden_dim, "activations").copy()
-        attention = np.asarray(attention, dtype=np.float32) if not isinstance(attention, (str, bytes)) else None
-        if attention is None or attention.ndim != 1 or not 1 <= attention.size <= MAX_ATTENTION_LENGTH:
-            shape = None if attention is None else attention.shape
-            raise ValueError(f"attention must be a 1-D array of 1 to {MAX_ATTENTION_LENGTH} weights, got shape {shape}")
+        attention = as_float_array(attention, "attention")
+        if attention.ndim != 1 or not 1 <= attention.size <= MAX_ATTENTION_LENGTH:
+            raise ValueError(
+                f"attention must be a 1-D array of 1 to {MAX_ATTENTION_LENGTH} weights, got shape {attention.shape}"
+            )
         attention = as_vector(attention, attention.size, "attention")
         if (attention < 0).any():
             raise ValueError(f"attention weights must be >= 0, got minimum {float(attention.min())}")
@@ -169,9 +170,12 @@ class SonaEngine:
         """Name the route (model or response style) that served the trajectory."""
         trajectory = self._active.get(trajectory_id)
         route = check_route(route)
+        self._check_route_room(route)
+        trajectory.route = route
+
+    def _check_route_room(self, route: str) -> None:
         if route not in self._route_index and len(self._routes) >= MAX_ROUTES:
             raise ValueError(f"route {route!r} would exceed the maximum of {MAX_ROUTES} distinct routes")
-        trajectory.route = route
 
     def add_trajectory_context(self, trajectory_id: int, context: str) -> None:
         """Attach a context label; the latest one becomes the trajectory's label and shapes pattern_type."""
@@ -180,8 +184,11 @@ class SonaEngine:
 
     def end_trajectory(self, trajectory_id: int, quality: float) -> None:
         """End a trajectory with its quality in [0, 1] and learn from it."""
-        self._active.get(trajectory_id)
+        pending = self._active.get(trajectory_id)
         quality = check_real(quality, "quality", 0.0, 1.0)
+        if pending.record and pending.route:
+            # Checked again here: several trajectories in flight may each carry a new route.
+            self._check_route_room(pending.route)
         trajectory = self._active.pop(trajectory_id)
         if trajectory.record:
             self._record(trajectory, quality)
@@ -452,6 +459,7 @@ class SonaEngine:
             "dropped_trajectories": self._buffer.dropped,
             "pending_updates": len(self._pending),
             "patterns": len(self._bank),
+            "pattern_inertia": self._bank.inertia,
             "routes": len(self._routes),
             "ewc_tasks": self._ewc.tasks,
             "boundary_statistic": self._detector.last_statistic,

@@ -90,10 +90,15 @@ class LoRAAdapter:
         q_a, r_a = np.linalg.qr(stacked_A.T.astype(np.float64))
         left, singular, right_t = np.linalg.svd(r_b @ r_a.T)
 
-        kept = singular[: self.rank]
-        root = np.sqrt(kept)
-        self.lora_B = ((q_b @ left[:, : self.rank]) * root / self.scaling).astype(self.dtype)
-        self.lora_A = ((root[:, None] * right_t[: self.rank]) @ q_a.T).astype(self.dtype)
+        root = np.sqrt(singular[: self.rank])
+        new_B = (q_b @ left[:, : self.rank]) * root / self.scaling
+        new_A = (root[:, None] * right_t[: self.rank]) @ q_a.T
+        rotation = _procrustes(new_A, self.lora_A.astype(np.float64))
+        # B A = (B R)(R^T A) for any rotation R. Choosing the R that keeps A
+        # closest to its old value keeps the factors' basis stable across
+        # merges, so EWC++ anchors on lora_A and lora_B stay meaningful.
+        self.lora_B = (new_B @ rotation).astype(self.dtype)
+        self.lora_A = (rotation.T @ new_A).astype(self.dtype)
         return float(np.sqrt(np.sum(singular[self.rank :] ** 2)))
 
     def reset(self) -> None:
@@ -108,10 +113,18 @@ class LoRAAdapter:
         self.lora_B = np.array(arrays["lora_B"], dtype=self.dtype)
 
 
+def _procrustes(new_A: np.ndarray, old_A: np.ndarray) -> np.ndarray:
+    """Return the orthogonal R minimising ``||R.T @ new_A - old_A||`` (orthogonal Procrustes)."""
+    left, _, right_t = np.linalg.svd(new_A @ old_A.T)
+    return left @ right_t
+
+
 def _orthonormal_rows(rank: int, dim: int, rng: np.random.Generator) -> np.ndarray:
     # Orthonormal rows pass a unit-norm input's projection through at full
     # scale. With the usual uniform(+-1/sqrt(d)) init the first updates of
     # lora_B would be damped by about 1/sqrt(3), and rows could be correlated.
     gaussian = rng.standard_normal((dim, rank))
     q, _ = np.linalg.qr(gaussian)
-    return q.T
+    # C order, as load() rebuilds it: BLAS may round an F-ordered operand
+    # differently, and a restored engine must reproduce outputs bit for bit.
+    return np.ascontiguousarray(q.T)

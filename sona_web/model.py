@@ -18,6 +18,12 @@ where ``t`` is the reward-weighted mean of the steps' activations and
 ``advantage = q - baseline`` with a running baseline of quality. The second
 term pulls ``h`` toward what earned more than usual and pushes it away from
 what earned less (an advantage-weighted regression on a bounded cosine).
+
+BaseLoRA and the heads descend the whole loss. MicroLoRA descends only the
+activation term: its job is the instant, per-query shift of the
+representation. Fed the value loss too, it moved the representation of every
+query after each outcome, outside EWC++'s protection, and undid what the
+protected heads remembered of earlier tasks (measured in the forgetting test).
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ class Gradients:
     heads_W: np.ndarray
     heads_b: np.ndarray
     loss: float
+    # The activation term alone, which is what MicroLoRA descends.
+    activation_loss: float
     # Per-row inputs and output gradients of every adapter, kept for the Fisher.
     layer_io: list[tuple[np.ndarray, np.ndarray]]
     # (route, error, h) of the rows that trained a head, for the heads' Fisher.
@@ -93,7 +101,11 @@ class SonaModel:
         return h @ self.heads_W.T + self.heads_b
 
     def gradients(self, batch: Batch) -> Gradients:
-        """Return the exact gradients of the summed loss over ``batch`` (checked by finite differences)."""
+        """Return exact gradients over ``batch`` (checked by finite differences).
+
+        ``micro`` holds the gradients of the activation term; every other
+        field holds gradients of the whole loss.
+        """
         x = batch.x.astype(self.dtype, copy=False)
         inputs = [x]
         h = x + self.micro.delta(x) + self.base[0].delta(x)
@@ -112,10 +124,12 @@ class SonaModel:
         error = np.where(has_route, predicted - batch.quality, 0.0)
         loss = 0.5 * float(error @ error)
         grad_h = error[:, None] * head_rows
+        activation_loss = 0.0
+        activation_grad = None
         if batch.target is not None:
-            cos_loss, cos_grad = _cosine_terms(h64, batch.target, batch.advantage, batch.has_target)
-            loss += cos_loss
-            grad_h += cos_grad
+            activation_loss, activation_grad = _cosine_terms(h64, batch.target, batch.advantage, batch.has_target)
+            loss += activation_loss
+            grad_h += activation_grad
 
         grad_W = np.zeros_like(self.heads_W)
         np.add.at(grad_W, route[has_route], error[has_route, None] * h64[has_route])
@@ -133,9 +147,19 @@ class SonaModel:
         base_grads[0] = (grad_A0, grad_B0)
         layer_io.append((x, grad))
         layer_io.reverse()
-        micro_A, micro_B, _ = self.micro.gradients(x, grad)
+        micro_grads = self._micro_gradients(x, inputs, activation_grad)
         head_terms = (route[has_route], error[has_route], h64[has_route])
-        return Gradients((micro_A, micro_B), base_grads, grad_W, grad_b, loss, layer_io, head_terms)
+        return Gradients(micro_grads, base_grads, grad_W, grad_b, loss, activation_loss, layer_io, head_terms)
+
+    def _micro_gradients(self, x, inputs, activation_grad):
+        """Return MicroLoRA's gradients of the activation term alone."""
+        if activation_grad is None:
+            return np.zeros_like(self.micro.lora_A), np.zeros_like(self.micro.lora_B)
+        grad = activation_grad.astype(self.dtype)
+        for index in range(len(self.base) - 1, 0, -1):
+            _, _, grad = self.base[index].gradients(inputs[index], grad)
+        grad_A, grad_B, _ = self.micro.gradients(x, grad)
+        return grad_A, grad_B
 
     def slow_params(self) -> dict[str, np.ndarray]:
         """Parameters that EWC++ protects: every BaseLoRA factor and the value heads."""

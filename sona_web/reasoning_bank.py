@@ -11,8 +11,8 @@ A background cycle costs in proportion to its new trajectories: they are
 assigned to the nearest centroids, which move by mini-batch k-means steps with
 per-centroid rates ``1 / cluster_size``; points no centroid covers seed new
 patterns by k-means++ D^2 sampling with the existing centroids counted as
-chosen. The number of patterns is capped: near duplicates merge, weights decay
-each cycle, and the lightest pattern is pruned when a new one needs room.
+chosen, until the cap is reached. Near duplicates merge, weights decay each
+cycle, and the lightest patterns give way when new ones need room.
 """
 
 from __future__ import annotations
@@ -28,9 +28,6 @@ __all__ = ["ReasoningBank"]
 # Good points per new pattern: fewer would give centroids of one or two
 # trajectories, whose route statistics are noise.
 MIN_POINTS_PER_PATTERN = 4
-# A point is "uncovered" when its squared distance to the nearest centroid is
-# this many times the bank's mean squared member distance.
-SPAWN_FACTOR = 2.0
 # Centroids closer than this cosine similarity are merged into one pattern.
 MERGE_SIMILARITY = 0.98
 # Labels kept per pattern for its pattern_type; bounded so memory stays flat.
@@ -155,12 +152,9 @@ class ReasoningBank:
     def _spawn(self, points: np.ndarray, rng: np.random.Generator, now: float) -> int:
         if not len(points) or self.capacity == 0:
             return 0
-        if len(self):
-            _, distance = nearest_centres(points, self._unit_centroids())
-            threshold = SPAWN_FACTOR * max(self.inertia, 1e-6)
-            candidates = points[distance > threshold]
-        else:
-            candidates = points
+        # D^2 sampling with the existing centroids counted as chosen already
+        # favours the points they cover worst, so every good point may seed.
+        candidates = points
         wanted = len(candidates) // MIN_POINTS_PER_PATTERN
         wanted = min(wanted, max(self.capacity - len(self), self._prunable()))
         if wanted <= 0:
