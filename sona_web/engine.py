@@ -133,7 +133,11 @@ class SonaEngine:
     # Trajectories ---------------------------------------------------------
 
     def begin_trajectory(self, query_embedding) -> int:
-        """Start a trajectory for a query embedding of shape (embedding_dim,); return its id."""
+        """Start a trajectory for a query embedding of shape (embedding_dim,); return its id.
+
+        Query embeddings are L2-normalised on entry, here and in every method
+        that takes one; a zero vector stays zero.
+        """
         embedding = as_vector(query_embedding, self.config.embedding_dim, "query_embedding").copy()
         trajectory_id = self._next_id
         self._next_id += 1
@@ -427,7 +431,15 @@ class SonaEngine:
         return [self._bank.describe(i, s, self._routes) for i, s in zip(indices, similarity)]
 
     def _project(self, rows: np.ndarray) -> np.ndarray:
-        return rows if self._projection is None else rows @ self._projection
+        """Map query embeddings to unit-norm rows of hidden_dim.
+
+        Only a query's direction matters to the engine (patterns compare by
+        cosine), and unit norm bounds every gradient: a query of norm 17 made
+        float32 MicroLoRA gradients overflow before this normalisation.
+        """
+        rows = rows if self._projection is None else rows @ self._projection
+        norms = np.linalg.norm(rows, axis=1, keepdims=True)
+        return np.divide(rows, norms, out=np.zeros_like(rows), where=norms > 0)
 
     def _represent(self, rows: np.ndarray) -> np.ndarray:
         if not self._enabled:
@@ -551,8 +563,12 @@ def _make_batch(rows: list[tuple], dim: int) -> Batch:
 
 def _normalised_entropy(weights: np.ndarray) -> float:
     """Entropy of the attention distribution divided by its maximum, in [0, 1]."""
+    # float64: in float32 a sum of large weights overflows, and a subnormal
+    # weight divided by the total underflows to 0, whose log is -inf.
+    weights = weights.astype(np.float64)
     total = float(weights.sum())
     if weights.size < 2 or total <= 0:
         return 0.0
-    p = weights[weights > 0] / total
+    p = weights / total
+    p = p[p > 0]
     return float(-(p * np.log(p)).sum() / np.log(weights.size))

@@ -133,7 +133,8 @@ class SonaModel:
 
         grad_W = np.zeros_like(self.heads_W)
         np.add.at(grad_W, route[has_route], error[has_route, None] * h64[has_route])
-        grad_b = np.bincount(route[has_route], weights=error[has_route], minlength=self.n_routes)
+        # bincount takes only the platform's intp: int32 on 32-bit Pyodide (wasm32).
+        grad_b = np.bincount(route[has_route].astype(np.intp), weights=error[has_route], minlength=self.n_routes)
 
         grad = grad_h.astype(self.dtype)
         layer_io = []

@@ -199,7 +199,7 @@ class ReasoningBank:
     def _move_centroids(self, points, index, distance, labels) -> None:
         if not len(points):
             return
-        counts = np.bincount(index, minlength=len(self)).astype(np.float64)
+        counts = np.bincount(index.astype(np.intp), minlength=len(self)).astype(np.float64)
         sums = np.zeros_like(self.centroids)
         np.add.at(sums, index, points)
         touched = counts > 0

@@ -126,3 +126,16 @@ def test_greedy_router_never_explores():
         decision = router.route(query)
         assert not decision.explored
         assert decision.probability == pytest.approx(1.0)
+
+
+def test_query_scale_does_not_change_learning():
+    # Queries are normalised on entry, so a router fed 17x longer vectors
+    # makes the same decisions and stays finite.
+    bandit = ClusteredBandit(6, count=600)
+    unit, scaled = make_router(), make_router()
+    for query, outcome in zip(bandit.queries, bandit.outcomes):
+        first, second = unit.route(query), scaled.route(17.0 * query)
+        assert first.model_index == second.model_index
+        unit.record_outcome(query, first.model_index, outcome[first.model_index])
+        scaled.record_outcome(17.0 * query, second.model_index, outcome[second.model_index])
+    assert np.isfinite(scaled.engine._model.heads_W).all()
