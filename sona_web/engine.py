@@ -260,19 +260,23 @@ class SonaEngine:
         rows = self._pending
         self._pending = []
         batch = _make_batch(rows, self.config.hidden_dim)
-        grads = self._model.gradients(batch)
         config = self.config
+        # The instant loop steps MicroLoRA and the heads only: BaseLoRA is left to the background loop.
+        grads = self._model.gradients(batch, base=False, micro=config.micro_lora_lr > 0)
 
         if config.micro_lora_lr > 0:
-            grad_A, grad_B = grads.micro
+            grad_A, grad_B = (grad / len(rows) for grad in grads.micro)
             norm = float(np.sqrt(np.sum(grad_A**2) + np.sum(grad_B**2)))
             scale = config.micro_lora_lr * min(1.0, MAX_MICRO_GRAD_NORM / (norm + 1e-12))
             self._model.micro.lora_A -= (scale * grad_A).astype(self._model.dtype)
             self._model.micro.lora_B -= (scale * grad_B).astype(self._model.dtype)
         if config.head_lr > 0 and self._model.n_routes:
-            self._ewc.step("heads_W", self._model.heads_W, grads.heads_W, config.head_lr)
-            self._ewc.step("heads_b", self._model.heads_b, grads.heads_b, config.head_lr)
             route, error, h = grads.head_terms
+            # Average each head's gradient over its own rows: summed over a
+            # micro-batch of 128 or more, head_lr steps overshot and diverged.
+            per_route = np.maximum(np.bincount(route.astype(np.intp), minlength=self._model.n_routes), 1)
+            self._ewc.step("heads_W", self._model.heads_W, grads.heads_W / per_route[:, None], config.head_lr)
+            self._ewc.step("heads_b", self._model.heads_b, grads.heads_b / per_route, config.head_lr)
             self._ewc.accumulate_rows("heads_W", route, (error[:, None] * h) ** 2, self._model.heads_W.shape)
             self._ewc.accumulate_rows("heads_b", route, error**2, self._model.heads_b.shape)
         self._counters["instant_updates"] += 1
@@ -320,7 +324,7 @@ class SonaEngine:
         total_loss = 0.0
         for start in range(0, len(rows), REPLAY_BATCH):
             batch = self._replay_batch(rows[start : start + REPLAY_BATCH])
-            grads = self._model.gradients(batch)
+            grads = self._model.gradients(batch, micro=False)
             total_loss += grads.loss
             self._apply_slow_step(grads, lr, len(batch.x))
         return total_loss / len(rows)

@@ -206,3 +206,16 @@ def test_engine_detector_quiet_on_stationary_stream():
     order = np.random.default_rng(0).permutation(4000)
     train(engine, np.concatenate([queries_a, queries_b])[order], np.concatenate([quality_a, quality_b])[order])
     assert engine.stats()["ewc_tasks"] == 0
+
+
+@pytest.mark.parametrize("micro_batch_size", [1, 512])
+def test_large_micro_batches_stay_stable(micro_batch_size):
+    # Head gradients are averaged per route, so one flush of 512 trajectories
+    # takes a step of the same size as one trajectory does.
+    tasks = TwoTasks(8)
+    engine = make_engine(micro_batch_size=micro_batch_size)
+    queries, quality = tasks.sample("a", 1024)
+    train(engine, queries, quality, cycle_every=512)
+    engine.flush()
+    assert np.isfinite(engine._model.heads_W).all()
+    assert squared_error(engine, *tasks.sample("a", 200)) < 0.05

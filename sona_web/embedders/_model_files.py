@@ -16,7 +16,7 @@ A model directory, as written by ``build_scripts/build_models.py``, contains
     }
 
 A browser worker fetches the same three files and passes their bytes to the
-embedder's ``from_files``; the sha256 check there catches a truncated or
+embedder's ``from_files``. The sha256 check there catches a truncated or
 stale cached copy.
 """
 

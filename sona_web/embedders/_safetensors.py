@@ -1,9 +1,9 @@
 """Read and write the safetensors format with numpy alone.
 
-A safetensors file is an 8-byte little-endian header length ``N``, then
-``N`` bytes of JSON mapping each tensor name to its ``dtype``, ``shape`` and
-``data_offsets`` (start and end, relative to the end of the header), then the
-raw little-endian tensor data. An optional ``__metadata__`` entry maps str to
+A safetensors file starts with an 8-byte little-endian header length ``N``.
+Then ``N`` bytes of JSON map each tensor name to its ``dtype``, ``shape`` and
+``data_offsets`` (start and end, relative to the end of the header). The raw
+little-endian tensor data follows. An optional ``__metadata__`` entry maps str to
 str. The format is specified by the safetensors project (Hugging Face).
 """
 

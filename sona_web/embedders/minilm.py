@@ -1,11 +1,11 @@
 """all-MiniLM-L6-v2 sentence embeddings with a numpy forward pass.
 
 all-MiniLM-L6-v2 (sentence-transformers, Apache-2.0) is a 6-layer BERT with
-384 hidden units and 12 heads. Its sentence-transformers pipeline, which
-this module reproduces, is: uncased WordPiece tokens enclosed in ``[CLS]``
-and ``[SEP]`` and cut to 256 tokens (``max_seq_length`` in the model's
-``sentence_bert_config.json``), the encoder, the mean of the last hidden
-states over the real tokens, and L2 normalisation.
+384 hidden units and 12 heads. This module reproduces its
+sentence-transformers pipeline. Uncased WordPiece tokens, enclosed in
+``[CLS]`` and ``[SEP]``, are cut to 256 tokens (``max_seq_length`` in the
+model's ``sentence_bert_config.json``). The encoder's last hidden states
+are averaged over the real tokens, and the mean is L2-normalised.
 
 Texts are sorted by token count and run in batches of ``batch_size``, each
 padded only to its longest text, so padding costs little; the output keeps

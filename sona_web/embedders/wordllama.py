@@ -1,8 +1,8 @@
 """WordLlama (l2_supercat) sentence embeddings in numpy.
 
 WordLlama is a table of 32,000 token vectors, one per token of the Llama 2
-vocabulary, trained so that their mean embeds a sentence (package
-``wordllama`` 0.4.0.post1, MIT licence; the vectors derive from Llama 2, see
+vocabulary, trained so that their mean embeds a sentence. They come from the
+package ``wordllama`` 0.4.0.post1 (MIT licence) and derive from Llama 2 (see
 THIRD_PARTY_NOTICES.md). The embedding of a text is computed as the
 ``wordllama`` package does it:
 
@@ -46,6 +46,7 @@ logger = logging.getLogger("sona_web")
 
 _TENSOR = "embedding.weight"
 DIMS = (64, 128, 256)
+_CHUNK_TEXTS = 512
 
 
 class WordLlamaEmbedder:
@@ -112,6 +113,14 @@ class WordLlamaEmbedder:
         for a non-str item.
         """
         batch = as_text_list(texts)
+        out = np.zeros((len(batch), self.dim), dtype=np.float32)
+        # Chunks bound the memory of the looked-up token vectors, which
+        # matters in a browser tab.
+        for start in range(0, len(batch), _CHUNK_TEXTS):
+            out[start : start + _CHUNK_TEXTS] = self._embed_chunk(batch[start : start + _CHUNK_TEXTS])
+        return out
+
+    def _embed_chunk(self, batch: list[str]) -> np.ndarray:
         token_ids = [self.tokenizer.encode(text) for text in batch]
         lengths = np.array([len(ids) for ids in token_ids], dtype=np.intp)
         flat_ids = np.fromiter(
