@@ -139,23 +139,26 @@ class ReplayBuffer:
         return total + (self.targets.nbytes if self.targets is not None else 0)
 
     def state(self) -> dict[str, np.ndarray]:
+        # Until the ring wraps, slots [0, size) are the only ones in use.
+        used = slice(0, self.size)
         arrays = {
-            "embeddings": self.embeddings[: self.size] if self.size < self.capacity else self.embeddings,
-            "quality": self.quality,
-            "route": self.route,
-            "context": self.context,
-            "time": self.time,
-            "has_target": self.has_target,
-            "in_bank": self.in_bank,
-            "counters": np.array([self.head, self.size, self.new, self.dropped], dtype=np.int64),
+            name: getattr(self, name)[used]
+            for name in ("embeddings", "quality", "route", "context", "time", "has_target", "in_bank")
         }
+        arrays["counters"] = np.array([self.head, self.size, self.new, self.dropped], dtype=np.int64)
         if self.targets is not None:
-            arrays["targets"] = self.targets
+            arrays["targets"] = self.targets[used]
         return arrays
 
     def load(self, arrays: dict[str, np.ndarray]) -> None:
         self.head, self.size, self.new, self.dropped = (int(v) for v in arrays["counters"])
-        self.embeddings[: len(arrays["embeddings"])] = arrays["embeddings"]
-        for name in ("quality", "route", "context", "time", "has_target", "in_bank"):
-            getattr(self, name)[...] = arrays[name]
-        self.targets = np.array(arrays["targets"], dtype=np.float16) if "targets" in arrays else None
+        if not 0 <= self.size <= self.capacity or not 0 <= self.head < self.capacity:
+            raise ValueError(f"buffer counters head={self.head}, size={self.size} do not fit capacity {self.capacity}")
+        used = slice(0, self.size)
+        for name in ("embeddings", "quality", "route", "context", "time", "has_target", "in_bank"):
+            getattr(self, name)[used] = arrays[name]
+        if "targets" in arrays:
+            self.targets = np.zeros((self.capacity, self.dim), dtype=np.float16)
+            self.targets[used] = arrays["targets"]
+        else:
+            self.targets = None
