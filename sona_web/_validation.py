@@ -12,6 +12,7 @@ from numbers import Real
 import numpy as np
 
 __all__ = [
+    "as_float_array",
     "as_vector",
     "as_vectors",
     "check_quality",
@@ -21,7 +22,8 @@ __all__ = [
 ]
 
 
-def _as_float_array(value, name: str) -> np.ndarray:
+def as_float_array(value, name: str) -> np.ndarray:
+    """Return ``value`` as a float32 array of any shape, or raise ``TypeError`` naming ``name`` if it is not numeric."""
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{name} must be a sequence of numbers, got {type(value).__name__}")
     try:
@@ -41,7 +43,7 @@ def _check_finite(array: np.ndarray, name: str) -> None:
 
 def as_vector(value, dim: int, name: str) -> np.ndarray:
     """Return ``value`` as a finite float32 vector of shape (dim,), copying only when needed."""
-    array = _as_float_array(value, name)
+    array = as_float_array(value, name)
     if array.shape != (dim,):
         raise ValueError(f"{name} must have shape ({dim},), got {array.shape}")
     _check_finite(array, name)
@@ -50,7 +52,7 @@ def as_vector(value, dim: int, name: str) -> np.ndarray:
 
 def as_vectors(value, dim: int, name: str) -> tuple[np.ndarray, bool]:
     """Return ``value`` as a finite float32 array of shape (n, dim) and whether it was one vector."""
-    array = _as_float_array(value, name)
+    array = as_float_array(value, name)
     if array.ndim == 1 and array.shape[0] == dim:
         _check_finite(array, name)
         return array[None, :], True

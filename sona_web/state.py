@@ -73,18 +73,41 @@ def unpack(data, kind: str) -> tuple[dict, dict[str, np.ndarray]]:
         header = json.loads(body[_PREFIX.size : header_end])
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"state header is not valid JSON: {error}") from None
+    well_formed = isinstance(header, dict) and isinstance(header.get("meta"), dict)
+    if not well_formed or not isinstance(header.get("arrays"), list):
+        raise ValueError("state header is malformed: it needs a 'kind', a 'meta' object and an 'arrays' list")
     if header.get("kind") != kind:
         raise ValueError(f"state holds a {header.get('kind')!r}, not a {kind!r}; load it with the matching class")
-    arrays = {entry["name"]: _read_array(body, header_end, entry) for entry in header["arrays"]}
+    arrays = {}
+    for entry in header["arrays"]:
+        name, array = _read_array(body, header_end, entry)
+        arrays[name] = array
     return header["meta"], arrays
 
 
-def _read_array(body: bytes, start: int, entry: dict) -> np.ndarray:
-    if entry["dtype"] not in _DTYPES:
-        raise ValueError(f"state array {entry['name']!r} has unsupported dtype {entry['dtype']!r}")
-    begin = start + entry["offset"]
-    end = begin + entry["nbytes"]
+def _read_array(body: bytes, start: int, entry) -> tuple[str, np.ndarray]:
+    # The digest only proves the bytes are the ones written, so a hand-made
+    # header is checked as carefully as any other input.
+    try:
+        name, dtype, shape, offset, nbytes = (entry[key] for key in ("name", "dtype", "shape", "offset", "nbytes"))
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"state array entry {entry!r} is malformed: it needs name, dtype, shape, offset and nbytes"
+        ) from None
+    if not isinstance(name, str):
+        raise ValueError(f"state array entry has a non-string name {name!r}")
+    if not isinstance(dtype, str) or dtype not in _DTYPES:
+        raise ValueError(f"state array {name!r} has unsupported dtype {dtype!r}")
+    if not isinstance(shape, list) or not all(isinstance(n, int) and n >= 0 for n in (offset, nbytes, *shape)):
+        raise ValueError(f"state array {name!r} has a negative or non-integer offset, size or shape")
+    begin = start + offset
+    end = begin + nbytes
     if end > len(body):
-        raise ValueError(f"state array {entry['name']!r} runs past the end of the data")
-    array = np.frombuffer(body[begin:end], dtype=np.dtype(entry["dtype"])).copy()
-    return array.reshape(entry["shape"])
+        raise ValueError(f"state array {name!r} runs past the end of the data")
+    expected = np.dtype(dtype).itemsize * int(np.prod(shape))
+    if nbytes != expected:
+        raise ValueError(
+            f"state array {name!r} has {nbytes} bytes, but shape {tuple(shape)} of {dtype} needs {expected}"
+        )
+    array = np.frombuffer(body[begin:end], dtype=np.dtype(dtype)).copy()
+    return name, array.reshape(shape)
