@@ -49,8 +49,9 @@ class SonaEngine:
 
     Parameters
     ----------
-    hidden_dim : int
-        Width of the adapted representation; used when ``config`` is None.
+    hidden_dim : int, optional
+        Width of the adapted representation (256 when omitted); with ``config``
+        it must match ``config.hidden_dim``.
     config : SonaConfig, optional
         Full settings; ``SonaConfig.default(hidden_dim=hidden_dim, embedding_dim=hidden_dim)`` when omitted.
     clock : callable returning seconds, optional
@@ -68,12 +69,19 @@ class SonaEngine:
     1
     """
 
-    def __init__(self, hidden_dim: int = 256, *, config: SonaConfig | None = None, clock: Callable[[], float] | None = None):
+    def __init__(
+        self,
+        hidden_dim: int | None = None,
+        *,
+        config: SonaConfig | None = None,
+        clock: Callable[[], float] | None = None,
+    ):
         if config is None:
-            config = SonaConfig.default(hidden_dim=hidden_dim, embedding_dim=hidden_dim)
+            width = 256 if hidden_dim is None else hidden_dim
+            config = SonaConfig.default(hidden_dim=width, embedding_dim=width)
         elif not isinstance(config, SonaConfig):
             raise TypeError(f"config must be a SonaConfig, got {type(config).__name__}")
-        elif hidden_dim not in (256, config.hidden_dim):
+        elif hidden_dim is not None and hidden_dim != config.hidden_dim:
             raise ValueError(f"hidden_dim={hidden_dim} disagrees with config.hidden_dim={config.hidden_dim}; pass one")
         config.validate()
         if clock is not None and not callable(clock):
@@ -194,7 +202,8 @@ class SonaEngine:
             # Checked again here: several trajectories in flight may each carry a new route.
             self._check_route_room(pending.route)
         trajectory = self._active.pop(trajectory_id)
-        if trajectory.record:
+        # Disabling the engine also drops trajectories begun before it was disabled.
+        if trajectory.record and self._enabled:
             self._record(trajectory, quality)
 
     def _record(self, trajectory: ActiveTrajectory, quality: float) -> None:
@@ -543,6 +552,10 @@ class SonaEngineBuilder:
         return self
 
     def build(self) -> SonaEngine:
+        if self._config is not None and self._preset != "default":
+            raise ValueError(
+                f"builder got both preset({self._preset!r}) and config(...); use one of them"
+            )
         if self._config is not None:
             config = self._config.replace(**self._overrides)
         else:

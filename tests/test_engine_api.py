@@ -409,11 +409,6 @@ def test_route_limit():
     engine.set_trajectory_route(trajectory_id, "r7")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="set_trajectory_route checks MAX_ROUTES against registered routes only, so routes set on "
-    "several trajectories in flight all pass and are registered past the limit when they end",
-)
 def test_route_limit_with_trajectories_in_flight():
     engine = small_engine()
     for i in range(MAX_ROUTES - 1):
@@ -421,13 +416,13 @@ def test_route_limit_with_trajectories_in_flight():
     first = engine.begin_trajectory(np.ones(DIM))
     second = engine.begin_trajectory(np.ones(DIM))
     engine.set_trajectory_route(first, "new one")
-    try:
-        engine.set_trajectory_route(second, "new two")
-    except ValueError:
-        pass
+    engine.set_trajectory_route(second, "new two")
     engine.end_trajectory(first, 1.0)
-    engine.end_trajectory(second, 1.0)
-    assert len(engine.routes) <= MAX_ROUTES
+    before = engine_snapshot(engine)
+    with pytest.raises(ValueError, match="would exceed the maximum of 256 distinct routes"):
+        engine.end_trajectory(second, 1.0)
+    assert engine_snapshot(engine) == before
+    assert len(engine.routes) == MAX_ROUTES
 
 
 @pytest.mark.parametrize(("quality", "error", "match"), [

@@ -239,7 +239,8 @@ class EngineMachine(RuleBasedStateMachine):
         recorded_before = self.engine.stats()["trajectories_recorded"]
         self.expect(error, self.engine.end_trajectory, trajectory_id, quality[0])
         if error is None:
-            recorded = self.active[trajectory_id] is not None
+            # Begun while enabled and ended while enabled: only then is it recorded.
+            recorded = self.active[trajectory_id] is not None and self.enabled
             self.retire(trajectory_id)
             assert self.engine.stats()["trajectories_recorded"] == recorded_before + int(recorded)
 
