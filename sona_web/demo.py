@@ -54,6 +54,8 @@ P_LIKE_OTHER = 0.15
 DEFAULT_MESSAGES = 3000
 DEFAULT_WINDOW = 250
 DEFAULT_DATA_DIR = "../shared/data"
+# Where build_scripts/build_site.py writes the pretrained embedders.
+DEFAULT_MODELS_DIR = "dist/site/models"
 # CLINC150's in-scope splits. The out-of-scope queries belong to no domain.
 SPLITS = ("train", "val", "test")
 EXIT_DATA_MISSING = 2
@@ -142,6 +144,7 @@ def run_demo(
     config_overrides: dict | None = None,
     explain: int = 3,
     on_window: Callable[[dict], None] | None = None,
+    embedder=None,
 ) -> dict:
     """Replay ``messages`` shuffled CLINC150 queries through a router and return what it learned.
 
@@ -154,6 +157,7 @@ def run_demo(
     ``background_cycles``, ``preferences`` ({domain: style}), ``examples``
     (``explain`` "why this answer" records) and ``elapsed_s``.
     ``on_window`` is called with each window's entry as soon as it is complete.
+    ``embedder`` is any object with ``embed(texts)``; the hashed embedder when None.
     """
     styles = _check_styles(styles)
     data = data_dir if isinstance(data_dir, Clinc150) else load_clinc150(data_dir)
@@ -164,7 +168,8 @@ def run_demo(
     order = np.random.default_rng([seed, 0]).permutation(len(data.queries))[:messages]
     preferences = assign_preferences(data.domains, styles, seed)
     config = SonaConfig.default(**(config_overrides or {}))
-    embedder = get_embedder("hashed", dim=config.embedding_dim)
+    if embedder is None:
+        embedder = get_embedder("hashed", dim=config.embedding_dim)
     embeddings = embedder.embed([data.queries[i] for i in order])
     router = AdaptiveRouter([(style, 0.0) for style in styles], config=config, seed=seed)
 
@@ -280,11 +285,14 @@ def _pattern_summary(pattern: dict) -> dict:
 
 
 def run_ablations(data_dir=DEFAULT_DATA_DIR, messages: int = DEFAULT_MESSAGES, seed: int = 0,
-                  styles: Sequence[str] = DEFAULT_STYLES, *, window: int = DEFAULT_WINDOW) -> dict[str, dict]:
+                  styles: Sequence[str] = DEFAULT_STYLES, *, window: int = DEFAULT_WINDOW,
+                  embedder=None) -> dict[str, dict]:
     """Run :func:`run_demo` once per entry of :data:`ABLATIONS` with the same queries, user and seed."""
     data = data_dir if isinstance(data_dir, Clinc150) else load_clinc150(data_dir)
     return {
-        name: run_demo(data, messages, seed, styles, window=window, config_overrides=overrides, explain=0)
+        name: run_demo(
+            data, messages, seed, styles, window=window, config_overrides=overrides, explain=0, embedder=embedder
+        )
         for name, overrides in ABLATIONS.items()
     }
 
@@ -307,7 +315,20 @@ def _parse_args(argv):
     parser.add_argument("--ablations", action="store_true",
                         help="also rerun with each component switched off and compare")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
+    parser.add_argument("--embedder", default="auto", choices=["auto", "hashed", "wordllama", "minilm"],
+                        help="text embedder; auto takes wordllama when --model-dir has it, else hashed")
+    parser.add_argument("--model-dir", default=DEFAULT_MODELS_DIR,
+                        help="folder with the built models, one subfolder each (default: %(default)s)")
     return parser.parse_args(argv)
+
+
+def _make_embedder(name: str, models_dir: str):
+    """Return the embedder called ``name``; ``auto`` prefers WordLlama when its files were built."""
+    if name == "auto":
+        name = "wordllama" if (Path(models_dir) / "wordllama" / "manifest.json").is_file() else "hashed"
+    if name == "hashed":
+        return name, get_embedder("hashed", dim=256)
+    return name, get_embedder(name, model_dir=str(Path(models_dir) / name))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -319,16 +340,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_DATA_MISSING
 
+    try:
+        embedder_name, embedder = _make_embedder(args.embedder, args.model_dir)
+    except (ValueError, OSError) as error:
+        print(f"error: cannot load the {args.embedder} embedder: {error}", file=sys.stderr)
+        return 2
     if not args.json:
         print(f"Replaying {args.messages} CLINC150 queries (seed {args.seed}) over styles: {', '.join(styles)}")
+        print(f"Embedder: {embedder_name}")
         print(f"{'messages':>13}  {'thumbs up':>9}")
     on_window = None if args.json else _print_window
     try:
-        result = run_demo(data, args.messages, args.seed, styles, window=args.window, on_window=on_window)
+        result = run_demo(
+            data, args.messages, args.seed, styles, window=args.window, on_window=on_window, embedder=embedder
+        )
         ablations = None
         if args.ablations:
-            ablations = run_ablations(data, args.messages, args.seed, styles, window=args.window)
-    except (TypeError, ValueError) as error:
+            ablations = run_ablations(data, args.messages, args.seed, styles, window=args.window, embedder=embedder)
+    except (TypeError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
