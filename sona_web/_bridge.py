@@ -1,7 +1,7 @@
 """Entry points that the JavaScript bridge (web/host.js) calls inside Pyodide.
 
 Engines and routers stay in Python, in a table of integer handles, so the page
-never holds a long-lived proxy of them. Every entry point returns a plain
+never keeps a long-lived proxy of them. Every entry point returns a plain
 envelope, ``{"ok": True, "value": ...}`` or ``{"ok": False, "error": {...}}``,
 whose values are made only of dict, list, str, int, float, bool, None, bytes
 and 1-D float32 ``memoryview``. Pyodide's ``toJs`` turns a buffer into a
@@ -9,9 +9,10 @@ freshly copied typed array, so results cross into JavaScript with one copy
 out of the Wasm heap and can then be transferred between threads.
 
 Arguments from JavaScript arrive as Python primitives or as ``JsProxy``
-objects. They are recognised by their methods (``to_memoryview`` on a typed
-array, ``to_py`` on other objects) instead of by importing ``pyodide``, so the
-module also runs, and is tested, in CPython with bytes, memoryviews and lists.
+objects. A proxy is recognised by its ``to_py`` method (which turns a typed
+array into a memoryview and an object into a dict) instead of by importing
+``pyodide``, so the module also runs, and is tested, in CPython with bytes,
+memoryviews and lists.
 """
 
 from __future__ import annotations
@@ -57,11 +58,13 @@ _INPUT_ERRORS = (ValueError, TypeError, KeyError)
 
 def _unwrap_js(value: Any) -> Any:
     """Turn a JsProxy into a Python value: a typed array into a memoryview, others by ``to_py``."""
-    if hasattr(value, "to_memoryview"):
-        return value.to_memoryview()
-    if hasattr(value, "to_py") and not isinstance(value, (np.ndarray, memoryview)):
+    if hasattr(value, "to_py"):
         return value.to_py()
     return value
+
+
+# memoryview formats of JavaScript typed arrays that numpy can read directly.
+_BUFFER_DTYPES = {"f": np.float32, "d": np.float64, "e": np.float16}
 
 
 def as_float32(value: Any, name: str = "x") -> np.ndarray:
@@ -92,7 +95,11 @@ def as_float32(value: Any, name: str = "x") -> np.ndarray:
         return np.frombuffer(raw, dtype="<f4").astype(np.float32, copy=False)
 
     if isinstance(value, memoryview):
-        return np.asarray(value).astype(np.float32, copy=False)
+        # np.frombuffer with a known dtype is several times faster in Pyodide
+        # than np.asarray, which parses the buffer's format string.
+        dtype = _BUFFER_DTYPES.get(value.format)
+        array = np.asarray(value) if dtype is None or value.ndim != 1 else np.frombuffer(value, dtype)
+        return array.astype(np.float32, copy=False)
 
     if isinstance(value, (str, dict)) or value is None or not hasattr(value, "__len__"):
         raise TypeError(
@@ -141,13 +148,15 @@ def to_plain(value: Any) -> Any:
 
     Float arrays become flat float32 memoryviews (a ``(n, d)`` batch becomes
     ``n * d`` values in row order), other arrays become lists, numpy scalars
-    become Python numbers, tuples become lists and objects with ``to_dict``
-    (such as ``RouteDecision``) become dicts.
+    become Python numbers, tuples become lists and dataclass instances (such
+    as ``RouteDecision``) become dicts of their fields.
     """
     if isinstance(value, np.ndarray):
-        if value.dtype.kind == "f":
-            return memoryview(np.ascontiguousarray(value, dtype=np.float32).reshape(-1))
-        return value.tolist()
+        if value.dtype.kind != "f":
+            return value.tolist()
+        if value.dtype != np.float32 or value.ndim != 1 or not value.flags.c_contiguous:
+            value = np.ascontiguousarray(value, dtype=np.float32).reshape(-1)
+        return memoryview(value)
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, dict):
@@ -156,8 +165,10 @@ def to_plain(value: Any) -> Any:
         return [to_plain(item) for item in value]
     if isinstance(value, (bytes, bytearray)):
         return bytes(value)
-    if hasattr(value, "to_dict"):
-        return to_plain(value.to_dict())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        # Field by field rather than through to_dict(), which turns arrays
+        # into lists; here they become Float32Array on the page.
+        return {item.name: to_plain(getattr(value, item.name)) for item in dataclasses.fields(value)}
     return value
 
 
@@ -303,6 +314,8 @@ _ENGINE_METHODS: dict[str, tuple[Callable[[Any], Any], ...]] = {
     "force_learn": (),
     "flush": (),
     "find_patterns": (_VECTOR, _PLAIN),
+    "transform": (_VECTOR,),
+    "predict_quality": (_VECTOR,),
     "get_stats": (),
     "stats": (),
     "set_enabled": (_PLAIN,),
@@ -313,14 +326,15 @@ _ENGINE_METHODS: dict[str, tuple[Callable[[Any], Any], ...]] = {
 _ROUTER_METHODS: dict[str, tuple[Callable[[Any], Any], ...]] = {
     "route": (_VECTOR,),
     "record_outcome": (_VECTOR, _PLAIN, _PLAIN, _PLAIN),
+    "tick": (),
+    "decisions": (),
     "save_state": (),
     "stats": (),
 }
 
 
-def _call_method(handle: Any, method: Any, args: Any) -> Any:
+def _call_method(handle: Any, method: Any, arguments: tuple) -> Any:
     kind, target = _REGISTRY.get(handle)
-    arguments = list(_unwrap_js(args) or [])
 
     special = _SPECIAL_METHODS.get((kind, method))
     if special is not None:
@@ -340,11 +354,11 @@ def _call_method(handle: Any, method: Any, args: Any) -> Any:
 
 
 def _apply_micro_lora_batch(handle: int, engine: Any, data: Any, count: Any) -> Any:
-    return engine.apply_micro_lora(_as_batch(data, count))
+    return engine.apply_micro_lora(_as_batch(data, count, "data"))
 
 
 def _apply_base_lora_batch(handle: int, engine: Any, layer: Any, data: Any, count: Any) -> Any:
-    return engine.apply_base_lora(layer, _as_batch(data, count))
+    return engine.apply_base_lora(layer, _as_batch(data, count, "data"))
 
 
 def _load_engine_state(handle: int, engine: Any, data: Any) -> dict[str, Any]:
@@ -359,6 +373,10 @@ def _load_router_state(handle: int, router: Any, data: Any) -> None:
 
 def _engine_config(handle: int, engine: Any) -> dict[str, Any]:
     return engine.config.to_dict()
+
+
+def _engine_routes(handle: int, engine: Any) -> list[str]:
+    return list(engine.routes)
 
 
 def _embed(handle: int, engine: Any, texts: Any) -> np.ndarray:
@@ -376,6 +394,7 @@ _SPECIAL_METHODS: dict[tuple[str, str], Callable[..., Any]] = {
     ("engine", "apply_base_lora_batch"): _apply_base_lora_batch,
     ("engine", "load_state"): _load_engine_state,
     ("engine", "config"): _engine_config,
+    ("engine", "routes"): _engine_routes,
     ("engine", "embed"): _embed,
     ("router", "load_state"): _load_router_state,
 }
@@ -389,6 +408,10 @@ def _create_engine(options: Any, state: Any = None) -> dict[str, Any]:
     return {"handle": _REGISTRY.add("engine", engine), "config": engine.config.to_dict()}
 
 
+# AdaptiveRouter keyword arguments that are not SonaConfig fields.
+_ROUTER_OPTIONS = ("seed", "cost_weight", "exploration", "n_patterns", "learn_every")
+
+
 def _create_router(models: Any, options: Any, state: Any = None) -> dict[str, Any]:
     if state is not None:
         router = AdaptiveRouter.load_state(as_bytes(state, "state"))
@@ -397,10 +420,18 @@ def _create_router(models: Any, options: Any, state: Any = None) -> dict[str, An
     options = _unwrap_js(options) or {}
     if not isinstance(options, dict):
         raise TypeError(f"options must be an object, got {type(options).__name__}")
-    options = dict(options)
-    seed = options.pop("seed", 0)
-    config = build_config(options) if options else None
-    router = AdaptiveRouter(_unwrap_js(models), config=config, seed=seed)
+
+    router_kwargs: dict[str, Any] = {}
+    config_options: dict[str, Any] = {}
+    for key, value in options.items():
+        name = _snake_case(str(key))
+        if name in _ROUTER_OPTIONS:
+            router_kwargs[name] = value
+        else:
+            config_options[key] = value
+
+    config = build_config(config_options) if config_options else None
+    router = AdaptiveRouter(_unwrap_js(models), config=config, **router_kwargs)
     return {"handle": _REGISTRY.add("router", router)}
 
 
@@ -418,14 +449,21 @@ def create_engine(options: Any = None, state: Any = None) -> dict[str, Any]:
 def create_router(models: Any, options: Any = None, state: Any = None) -> dict[str, Any]:
     """Create an ``AdaptiveRouter`` over ``models``, or restore it from ``state`` bytes.
 
-    ``options`` may hold ``seed`` and config fields (as in :func:`build_config`);
-    without config fields the router uses its own default config.
+    ``options`` may contain the router's keyword arguments (``seed``,
+    ``cost_weight``, ``exploration``, ``n_patterns``, ``learn_every``, in
+    either spelling) and config fields (as in :func:`build_config`). Without
+    config fields the router uses ``SonaConfig.default()``.
     """
     return _envelope(_create_router, models, options, state)
 
 
-def invoke(handle: Any, method: Any, args: Any = None) -> dict[str, Any]:
-    """Call ``method`` of the engine or router behind ``handle`` with ``args`` (a list)."""
+def invoke(handle: Any, method: Any, *args: Any) -> dict[str, Any]:
+    """Call ``method`` of the engine or router behind ``handle`` with ``args``.
+
+    The arguments come one by one rather than as a list: converting a
+    JavaScript array costs several times more than the engine call itself
+    in Pyodide, while separate arguments cross almost for free.
+    """
     return _envelope(_call_method, handle, method, args)
 
 
@@ -434,11 +472,11 @@ def embed(handle: Any, texts: Any) -> dict[str, Any]:
 
     The value is ``n * embedding_dim`` float32 values for ``n`` texts.
     """
-    return invoke(handle, "embed", [texts])
+    return invoke(handle, "embed", texts)
 
 
 def release(handle: Any) -> dict[str, Any]:
-    """Drop the object behind ``handle``; the value tells whether it existed."""
+    """Drop the object behind ``handle``; the value is whether it existed."""
     return _envelope(_REGISTRY.remove, handle)
 
 

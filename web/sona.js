@@ -1,7 +1,7 @@
 // sona-web in JavaScript: SonaEngine and AdaptiveRouter backed by the Python
 // engine running in Pyodide.
 //
-// By default Pyodide runs in a module Web Worker, so learning never blocks
+// By default Pyodide runs in a module Web Worker, so Python work does not block
 // the page. `worker: false` runs it in the calling thread, which is also the
 // mode used in Node. Every method returns a promise. Vectors go in as
 // Float32Array (plain arrays are converted) and come out as Float32Array.
@@ -200,11 +200,12 @@ const sharedRuntimes = new Map();
 /**
  * One loaded Pyodide (in a worker or in this thread) that any number of
  * engines and routers share. `SonaRuntime.load` returns the same runtime for
- * the same `{indexURL, worker, debug}` until it is terminated.
+ * the same `{indexURL, worker, debug, packages}` until it is terminated.
  */
 export class SonaRuntime {
   constructor(channel, options) {
     this.channel = channel;
+    this.key = options.key;
     this.inWorker = options.worker;
     this.indexURL = options.indexURL;
     this.debug = options.debug;
@@ -225,8 +226,7 @@ export class SonaRuntime {
     let runtime = sharedRuntimes.get(key);
     if (!runtime) {
       const channel = worker ? new WorkerChannel(new URL("./worker.js", import.meta.url)) : new LocalChannel();
-      runtime = new SonaRuntime(channel, { worker, indexURL, debug, packages });
-      runtime.key = key;
+      runtime = new SonaRuntime(channel, { key, worker, indexURL, debug, packages });
       sharedRuntimes.set(key, runtime);
       runtime.ready = runtime.start();
     }
@@ -340,14 +340,18 @@ function float32Batch(data, count, name) {
   return { ...float32(data, name), count };
 }
 
+/** Return state bytes as a Uint8Array that covers its whole buffer. */
 function binary(value, name) {
-  if (value instanceof Uint8Array) {
-    return value;
+  if (value instanceof ArrayBuffer) {
+    return new Uint8Array(value);
   }
-  if (value instanceof ArrayBuffer || ArrayBuffer.isView(value)) {
-    return new Uint8Array(ArrayBuffer.isView(value) ? value.buffer.slice(value.byteOffset, value.byteOffset + value.byteLength) : value.slice(0));
+  if (!ArrayBuffer.isView(value)) {
+    throw new TypeError(`${name} must be a Uint8Array or an ArrayBuffer, got ${describe(value)}`);
   }
-  throw new TypeError(`${name} must be a Uint8Array or an ArrayBuffer, got ${describe(value)}`);
+  const bytes = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  // As for vectors, a view into a larger buffer is copied so that
+  // postMessage does not clone the whole buffer.
+  return bytes.byteLength === value.buffer.byteLength ? bytes : bytes.slice();
 }
 
 /** Split runtime options from config fields. */

@@ -190,7 +190,7 @@ class LinUCBRouter(Router):
 
     def route(self, x):
         z = _RidgeArms.features(x)
-        variance = np.einsum("i,aij,j->a", z, self._arms.a_inv, z)
+        variance = (self._arms.a_inv @ z) @ z
         scores = self._arms.predict(z) + self.alpha * np.sqrt(np.maximum(variance, 0.0))
         chosen, ties = _argmax_random_tie(scores, self._rng)
         return chosen, 1.0 / ties
@@ -200,29 +200,37 @@ class LinUCBRouter(Router):
 
 
 class KNNRouter(Router):
-    """Nearest neighbours over past queries, by cosine similarity.
+    """Nearest neighbours over the latest past queries, by cosine similarity.
 
-    For the ``k`` most similar past queries, the score of a model is the mean
-    reward it earned on those of them it served, shrunk toward an optimistic
-    prior: ``(sum + prior_reward) / (count + 1)``. A model that served none of
-    the neighbours scores ``prior_reward`` exactly, so it is tried (optimism
-    for unseen models). Defaults: ``k=10``, ``prior_reward=1.0`` (the largest
-    reward an outcome in [0, 1] can give).
+    For the ``k`` most similar of the last ``memory`` queries, the score of a
+    model is the mean reward it earned on those of them it served, shrunk
+    toward an optimistic prior: ``(sum + prior_reward) / (count + 1)``. A
+    model that served none of the neighbours scores ``prior_reward`` exactly,
+    so it is tried (optimism for unseen models). The memory is a ring buffer:
+    it bounds the cost of a decision (one ``memory x dim`` product) and the
+    memory of a browser tab, and lets old evidence age out. Defaults: ``k=10``,
+    ``prior_reward=1.0`` (the largest reward an outcome in [0, 1] can give),
+    ``memory=4096``.
     """
 
     name = "knn"
 
-    def __init__(self, n_models: int, dim: int, k: int = 10, prior_reward: float = 1.0, seed: int = 0) -> None:
+    def __init__(
+        self, n_models: int, dim: int, k: int = 10, prior_reward: float = 1.0, memory: int = 4096, seed: int = 0
+    ) -> None:
         _check_models(n_models)
         if not isinstance(k, int) or k < 1:
             raise ValueError(f"k must be an int >= 1, got {k!r}")
+        if not isinstance(memory, int) or memory < k:
+            raise ValueError(f"memory must be an int >= k={k}, got {memory!r}")
         self.n_models = n_models
         self.k = k
         self.prior_reward = float(prior_reward)
-        self._vectors = np.zeros((256, dim), dtype=np.float32)
-        self._arms = np.zeros(256, dtype=np.int64)
-        self._rewards = np.zeros(256, dtype=np.float64)
+        self._vectors = np.zeros((memory, dim), dtype=np.float32)
+        self._arms = np.zeros(memory, dtype=np.intp)
+        self._rewards = np.zeros(memory, dtype=np.float64)
         self._size = 0
+        self._next = 0
         self._rng = np.random.default_rng(seed)
 
     def route(self, x):
@@ -237,26 +245,19 @@ class KNNRouter(Router):
         return chosen, 1.0 / ties
 
     def update(self, x, model_index, reward):
-        if self._size == self._vectors.shape[0]:
-            self._grow()
         norm = float(np.linalg.norm(x))
-        self._vectors[self._size] = x / norm if norm > 0 else x
-        self._arms[self._size] = model_index
-        self._rewards[self._size] = reward
-        self._size += 1
+        slot = self._next
+        self._vectors[slot] = x / norm if norm > 0 else x
+        self._arms[slot] = model_index
+        self._rewards[slot] = reward
+        self._next = (slot + 1) % self._vectors.shape[0]
+        self._size = min(self._size + 1, self._vectors.shape[0])
 
     def _neighbours(self, x: np.ndarray) -> np.ndarray:
-        similarities = self._vectors[: self._size] @ x
-        k = min(self.k, self._size)
-        if k == self._size:
+        if self._size <= self.k:
             return np.arange(self._size)
-        return np.argpartition(-similarities, k - 1)[:k]
-
-    def _grow(self) -> None:
-        capacity = 2 * self._vectors.shape[0]
-        self._vectors = np.resize(self._vectors, (capacity, self._vectors.shape[1]))
-        self._arms = np.resize(self._arms, capacity)
-        self._rewards = np.resize(self._rewards, capacity)
+        similarities = self._vectors[: self._size] @ x
+        return np.argpartition(-similarities, self.k - 1)[: self.k]
 
 
 class KMeansThompsonRouter(Router):
@@ -266,7 +267,7 @@ class KMeansThompsonRouter(Router):
     query joins the nearest centroid (Euclidean), which moves toward it by
     ``1 / size`` (MacQueen's sequential k-means). In every cluster, each model
     keeps a Gaussian posterior of its mean reward with one pseudo-observation
-    of ``prior_mean`` and noise standard deviation ``noise_sd``; routing
+    of ``prior_mean`` and noise standard deviation ``noise_sd``. Routing
     draws one sample per model and takes the largest. Defaults:
     ``n_clusters=16``, ``prior_mean=0.5`` (the middle of [0, 1]),
     ``noise_sd=0.5`` (the largest standard deviation of an outcome in [0, 1]).

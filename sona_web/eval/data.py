@@ -1,6 +1,6 @@
 """Loading of routing outcome data: prompts, per-model correctness and subjects.
 
-A dataset folder holds ``responses/*.csv``. Every CSV has a ``prompt`` column
+A dataset folder contains ``responses/*.csv``. Every CSV has a ``prompt`` column
 followed by one column per model, each cell the outcome that model earned on
 that prompt: ``True``/``False`` or a number in ``[0, 1]``. All files must name
 the same models in the same order. The subject of a row is the stem of its
@@ -74,7 +74,7 @@ class RoutingDataset:
 
     def subset(self, rows) -> "RoutingDataset":
         """Return the dataset restricted to the integer row indices ``rows``, in that order."""
-        index = np.asarray(rows, dtype=np.int64)
+        index = np.asarray(rows, dtype=np.intp)
         return RoutingDataset(
             prompts=tuple(self.prompts[i] for i in index),
             outcomes=self.outcomes[index].copy(),

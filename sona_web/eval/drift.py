@@ -5,9 +5,9 @@ whose subject matches a regular expression is flipped (``1 - outcome``): it
 now fails where it used to succeed. The default group is biology and
 medicine (``anatomy|biology|clinical|genetics|medic|nutrition|virology``,
 nine MMLU subjects, 1,871 prompts). The weak model is accurate there
-(75% for Mixtral against 86% for GPT-4), so at the default cost weight
-0.2 the cheap model is the better choice before the drift and a poor one
-after it, on every subject of the group but virology. (On math and physics the
+(75% for Mixtral against 86% for GPT-4). So at the default cost weight 0.2
+the cheap model is the better choice before the drift and a poor one after
+it, on every subject of the group but virology. (On math and physics the
 weak model is right about 45% of the time, so a flip barely moves its mean
 and would test little.)
 
@@ -32,6 +32,7 @@ from typing import Callable
 
 import numpy as np
 
+from .parallel import map_cells
 from .registry import RouterContext, make_router
 from .routing import replay, run_order
 
@@ -59,7 +60,7 @@ class DriftRun:
 class DriftResult:
     """All drift runs, the matched subjects, and per-router pseudo-regret curves averaged over seeds.
 
-    A curve holds one value per group interaction from ``-pre_steps`` to
+    A curve has one value per group interaction from ``-pre_steps`` to
     ``post_steps - 1`` relative to the drift.
     """
 
@@ -108,10 +109,12 @@ def run_drift(
     window: int = 100,
     match: str | None = "sona",
     progress: Callable[[int, int, str], None] | None = None,
+    jobs: int = 1,
 ) -> DriftResult:
     """Replay with the drift to every router in ``routers``; see the module docstring for the measures.
 
-    Raises ``ValueError`` when no subject matches ``pattern`` or ``window`` < 1.
+    ``jobs`` > 1 runs the seeds in that many worker processes. Raises
+    ``ValueError`` when no subject matches ``pattern`` or ``window`` < 1.
     """
     group = drift_group(subjects, pattern)
     if not group.any():
@@ -119,15 +122,10 @@ def run_drift(
     if window < 1:
         raise ValueError(f"window must be >= 1, got {window}")
 
-    names = run_order(routers, match)
     labels, subject_ids = np.unique(np.asarray(subjects), return_inverse=True)
     weak = int(np.argmin(costs))
     flipped = outcomes.copy()
     flipped[group, weak] = 1.0 - flipped[group, weak]
-    phase_rewards = [
-        _subject_means(outcomes, subject_ids, len(labels)) - cost_weight * costs,
-        _subject_means(flipped, subject_ids, len(labels)) - cost_weight * costs,
-    ]
     result = DriftResult(
         pattern=pattern,
         subjects=tuple(str(s) for s in labels[np.unique(subject_ids[group])]),
@@ -135,52 +133,82 @@ def run_drift(
         window=int(window),
         group_size=int(group.sum()),
     )
+    names = run_order(routers, match)
+    shared = {
+        "vectors": vectors, "outcomes": outcomes, "flipped": flipped, "group": group,
+        "subject_ids": subject_ids, "model_names": tuple(model_names), "costs": costs, "names": names,
+        "match": match, "cost_weight": float(cost_weight), "window": int(window),
+        "phase_rewards": [
+            _subject_means(outcomes, subject_ids, len(labels)) - cost_weight * costs,
+            _subject_means(flipped, subject_ids, len(labels)) - cost_weight * costs,
+        ],
+    }
+    seeds = [int(seed) for seed in seeds]
+    cell_steps = len(names) * outcomes.shape[0]
+    total = len(seeds) * cell_steps
+    done = [0]
 
+    def tick(count):
+        done[0] += count
+        progress(done[0], total, "drift")
+
+    def on_done(seed, cell_result):
+        if progress is not None and jobs > 1:
+            done[0] += cell_steps
+            progress(done[0], total, f"drift seed {seed}")
+
+    cells = map_cells(_drift_seed, seeds, shared, jobs, on_done, tick if progress is not None else None)
+    _collect(result, cells)
+    return result
+
+
+def _drift_seed(shared: dict, seed: int, tick):
+    """Run every router on one seed of the drift scenario; returns runs and (pre, post) gap arrays."""
+    outcomes, costs, group = shared["outcomes"], shared["costs"], shared["group"]
+    window, weight = shared["window"], shared["cost_weight"]
     steps = outcomes.shape[0]
     switch = steps // 2
-    total = len(seeds) * len(names) * steps
-    done = [0]
-    curves: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
-    pre_counts, post_counts = [], []
-    for seed in seeds:
-        order = np.random.default_rng(seed).permutation(steps)
-        stream_outcomes = np.where((np.arange(steps) >= switch)[:, None], flipped[order], outcomes[order])
-        in_group = group[order]
-        pre_index = np.flatnonzero(in_group[:switch])
-        post_index = switch + np.flatnonzero(in_group[switch:])
-        pre_counts.append(pre_index.shape[0])
-        post_counts.append(post_index.shape[0])
-        shares = None
-        for name in names:
-            context = RouterContext(tuple(model_names), vectors.shape[1], costs, float(cost_weight), int(seed),
-                                    shares if name == "random" else None)
-            tick = None
-            if progress is not None:
-                def tick(count, _label=f"drift seed {seed} {name}"):
-                    done[0] += count
-                    progress(done[0], total, _label)
-            trace = replay(make_router(name, context), vectors[order], stream_outcomes, costs, cost_weight, tick)
-            if name == match:
-                shares = np.bincount(trace.choices, minlength=len(model_names)) / steps
+    order = np.random.default_rng(seed).permutation(steps)
+    stream_outcomes = np.where((np.arange(steps) >= switch)[:, None], shared["flipped"][order], outcomes[order])
+    in_group = group[order]
+    pre_index = np.flatnonzero(in_group[:switch])
+    post_index = switch + np.flatnonzero(in_group[switch:])
 
-            gaps = _pseudo_regret(phase_rewards, subject_ids[order], trace.choices, switch)
-            level = float(gaps[pre_index[-window:]].mean()) if pre_index.shape[0] else float("nan")
-            result.runs.append(DriftRun(
-                router=name,
-                seed=int(seed),
-                pre_level=level,
-                post_regret=float(gaps[post_index].mean()) if post_index.shape[0] else float("nan"),
-                recovery=_recovery(gaps[post_index], level, window),
-                accuracy=float(stream_outcomes[np.arange(steps), trace.choices].mean()),
-            ))
-            curves.setdefault(name, []).append((gaps[pre_index], gaps[post_index]))
+    runs, gaps_by_router = [], {}
+    shares = None
+    for name in shared["names"]:
+        context = RouterContext(shared["model_names"], shared["vectors"].shape[1], costs, weight, seed,
+                                shares if name == "random" else None)
+        trace = replay(make_router(name, context), shared["vectors"][order], stream_outcomes, costs, weight, tick)
+        if name == shared["match"]:
+            shares = np.bincount(trace.choices, minlength=len(shared["model_names"])) / steps
 
-    result.pre_steps = min(pre_counts)
-    post_steps = min(post_counts)
-    for name, pairs in curves.items():
-        aligned = [np.concatenate((pre[pre.shape[0] - result.pre_steps:], post[:post_steps])) for pre, post in pairs]
+        gaps = _pseudo_regret(shared["phase_rewards"], shared["subject_ids"][order], trace.choices, switch)
+        level = float(gaps[pre_index[-window:]].mean()) if pre_index.shape[0] else float("nan")
+        runs.append(DriftRun(
+            router=name,
+            seed=seed,
+            pre_level=level,
+            post_regret=float(gaps[post_index].mean()) if post_index.shape[0] else float("nan"),
+            recovery=_recovery(gaps[post_index], level, window),
+            accuracy=float(stream_outcomes[np.arange(steps), trace.choices].mean()),
+        ))
+        gaps_by_router[name] = (gaps[pre_index], gaps[post_index])
+    return runs, gaps_by_router
+
+
+def _collect(result: DriftResult, cells) -> None:
+    """Store the runs and the per-router curves, aligned at the drift and cut to the shortest seed."""
+    result.pre_steps = min(pairs[next(iter(pairs))][0].shape[0] for _, pairs in cells)
+    post_steps = min(pairs[next(iter(pairs))][1].shape[0] for _, pairs in cells)
+    for runs, _ in cells:
+        result.runs.extend(runs)
+    for name in cells[0][1]:
+        aligned = [
+            np.concatenate((pairs[name][0][pairs[name][0].shape[0] - result.pre_steps :], pairs[name][1][:post_steps]))
+            for _, pairs in cells
+        ]
         result.curves[name] = np.mean(aligned, axis=0)
-    return result
 
 
 def _pseudo_regret(phase_rewards, stream_subjects: np.ndarray, choices: np.ndarray, switch: int) -> np.ndarray:

@@ -33,6 +33,13 @@ def _pyplot():
     return pyplot
 
 
+def _axes(pyplot, size):
+    figure, axes = pyplot.subplots(figsize=size)
+    # Twenty distinct colours: the default cycle of ten repeats with this many routers.
+    axes.set_prop_cycle(color=pyplot.get_cmap("tab20").colors)
+    return figure, axes
+
+
 def _rolling_mean(values: np.ndarray, window: int) -> np.ndarray:
     window = max(1, min(window, values.shape[0]))
     sums = np.cumsum(np.concatenate(([0.0], values)))
@@ -42,7 +49,7 @@ def _rolling_mean(values: np.ndarray, window: int) -> np.ndarray:
 def plot_quality_cost(summaries: list[Summary], result: SweepResult, path: Path) -> Path:
     """Draw accuracy against strong-call share, one line per router through its cost weights."""
     pyplot = _pyplot()
-    figure, axes = pyplot.subplots(figsize=(9, 6))
+    figure, axes = _axes(pyplot, (9, 6))
     for summary in summaries:
         points = sorted((p["cost_share"], p["accuracy"]) for p in summary.per_weight.values())
         shares, accuracies = zip(*points)
@@ -61,7 +68,7 @@ def plot_quality_cost(summaries: list[Summary], result: SweepResult, path: Path)
 def plot_learning_curves(result: SweepResult, path: Path, window: int = 500) -> Path:
     """Draw the rolling mean reward over the replay at ``result.curve_weight``, one line per router."""
     pyplot = _pyplot()
-    figure, axes = pyplot.subplots(figsize=(9, 5))
+    figure, axes = _axes(pyplot, (9, 5))
     for name, rewards in result.reward_curves.items():
         rolling = _rolling_mean(rewards, window)
         axes.plot(np.arange(rolling.shape[0]) + window, rolling, label=name, linewidth=1)
@@ -75,7 +82,7 @@ def plot_learning_curves(result: SweepResult, path: Path, window: int = 500) -> 
 def plot_drift(drift: DriftResult, path: Path) -> Path:
     """Draw the rolling pseudo-regret on the drifted group around the drift, one line per router."""
     pyplot = _pyplot()
-    figure, axes = pyplot.subplots(figsize=(9, 5))
+    figure, axes = _axes(pyplot, (9, 5))
     for name, gaps in drift.curves.items():
         rolling = _rolling_mean(gaps, drift.window)
         steps = np.arange(rolling.shape[0]) + drift.window - drift.pre_steps

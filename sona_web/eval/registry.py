@@ -11,6 +11,7 @@ A router is built fresh for every (seed, cost weight) run from a
 ``random``: random routing at the per-model shares of the matched router
 (``sona`` by default) in the same seed and cost weight run.
 ``vw_cb_adf``, ``river_linucb``: optional, when those packages are installed.
+``river_linucb`` takes milliseconds per update, so it runs only when named.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 from . import baselines, extras, sona_adapter
 
 __all__ = [
+    "DEFAULT_OPTIONAL_ROUTERS",
     "DEFAULT_ROUTERS",
     "OPTIONAL_ROUTERS",
     "RouterContext",
@@ -33,7 +35,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class RouterContext:
-    """What a router factory may use.
+    """Inputs of a router factory.
 
     ``costs`` are normalised to [0, 1]; ``shares`` (per-model call shares of
     the matched router, or ``None``) is read only by ``random``.
@@ -85,6 +87,7 @@ DEFAULT_ROUTERS: tuple[str, ...] = (
     "random",
 )
 OPTIONAL_ROUTERS: tuple[str, ...] = ("vw_cb_adf", "river_linucb")
+DEFAULT_OPTIONAL_ROUTERS: tuple[str, ...] = ("vw_cb_adf",)
 
 
 def missing_dependency(name: str) -> str | None:

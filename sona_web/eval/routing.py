@@ -3,7 +3,7 @@
 For every seed the prompts are shuffled once by ``default_rng(seed)`` and
 replayed in that order, one pass, to every router and at every cost weight
 lambda. At each step the router sees only the query embedding, picks a model,
-and is told the reward of that model alone: ``outcome - lambda * cost`` with
+and receives the reward of that model alone: ``outcome - lambda * cost`` with
 costs normalised to [0, 1]. Each router is built fresh for every run with the
 same seed. The random router copies the per-model call shares of a matched
 learning router from the same seed and cost weight, so it is run after it.
@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from . import metrics
+from .parallel import map_cells
 from .references import ReferenceCurve, offline_ridge, subject_oracle
 from .registry import RouterContext, make_router
 
@@ -43,7 +44,7 @@ _PROGRESS_EVERY = 512
 
 @dataclass
 class Trace:
-    """What one replay produced: per-step choices, probabilities and rewards, plus timings in seconds."""
+    """Output of one replay: per-step choices, probabilities and rewards, plus timings in seconds."""
 
     choices: np.ndarray
     probabilities: np.ndarray
@@ -84,19 +85,21 @@ class SweepResult:
     # router -> mean over seeds of the per-step reward at curve_weight.
     curve_weight: float | None = None
     reward_curves: dict[str, np.ndarray] = field(default_factory=dict)
+    # router -> why it did not run (a missing optional package), for the report.
     skipped: dict[str, str] = field(default_factory=dict)
 
 
 def replay(router, vectors: np.ndarray, outcomes: np.ndarray, costs: np.ndarray, cost_weight: float,
            progress: Callable[[int], None] | None = None) -> Trace:
-    """Replay ``vectors`` (T, d) in order to ``router``; ``outcomes`` (T, m) holds every model's outcome.
+    """Replay ``vectors`` (T, d) in order to ``router``; ``outcomes`` (T, m) contains every model's outcome.
 
     Only the chosen model's reward reaches ``router.update``. Raises
     ``ValueError`` when the router returns a model index out of range.
     """
     steps, n_models = outcomes.shape
     rewards = outcomes - cost_weight * costs
-    choices = np.empty(steps, dtype=np.int64)
+    # Index arrays are intp: np.bincount rejects int64 where intp is 32 bits (Pyodide's wasm32).
+    choices = np.empty(steps, dtype=np.intp)
     probabilities = np.empty(steps, dtype=np.float64)
     route_seconds = update_seconds = 0.0
     clock = time.perf_counter
@@ -165,6 +168,7 @@ def run_sweep(
     match: str | None = "sona",
     curve_weight: float | None = None,
     progress: Progress | None = None,
+    jobs: int = 1,
 ) -> SweepResult:
     """Run every router in ``routers`` at every cost weight and seed, plus the reference rows.
 
@@ -172,7 +176,8 @@ def run_sweep(
     normalised to [0, 1]. ``match`` names the router whose call shares the
     random router copies (uniform shares when it is not among ``routers``).
     The per-step rewards at ``curve_weight`` are averaged over seeds for the
-    learning curve.
+    learning curve. ``jobs`` > 1 runs the (seed, cost weight) cells in that
+    many worker processes; the records are the same apart from timings.
     """
     names = run_order(routers, match)
     cost_weights = tuple(float(w) for w in cost_weights)
@@ -188,32 +193,54 @@ def run_sweep(
         n_prompts=int(outcomes.shape[0]),
         curve_weight=curve_weight,
     )
-    total = len(seeds) * len(cost_weights) * len(names) * outcomes.shape[0]
+    shared = {
+        "vectors": vectors, "outcomes": outcomes, "model_names": result.model_names, "costs": result.costs,
+        "names": names, "match": match, "curve_weight": curve_weight,
+    }
+    cells = [(seed, weight) for seed in seeds for weight in cost_weights]
+    cell_steps = len(names) * outcomes.shape[0]
+    total = len(cells) * cell_steps
     done = [0]
 
-    for seed in seeds:
-        order = np.random.default_rng(seed).permutation(outcomes.shape[0])
-        stream_vectors, stream_outcomes = vectors[order], outcomes[order]
-        for weight in cost_weights:
-            shares = None
-            for name in names:
-                context = RouterContext(tuple(model_names), vectors.shape[1], result.costs, weight, seed,
-                                        shares if name == "random" else None)
-                label = f"seed {seed} lambda {weight:g} {name}"
-                tick = None
-                if progress is not None:
-                    def tick(count, _label=label):
-                        done[0] += count
-                        progress(done[0], total, _label)
-                trace = replay(make_router(name, context), stream_vectors, stream_outcomes, result.costs, weight, tick)
-                record = _record(name, seed, weight, trace, stream_outcomes, result.costs)
-                result.records.append(record)
-                if name == match:
-                    shares = np.asarray(record.model_shares)
-                if curve_weight is not None and weight == curve_weight:
-                    _accumulate_curve(result, name, trace.rewards, len(seeds))
-        _add_references(result, vectors, outcomes, subjects, seed)
+    def tick(count):
+        done[0] += count
+        progress(done[0], total, "sweep")
+
+    def on_done(cell, cell_result):
+        seed, weight = cell
+        records, rewards = cell_result
+        result.records.extend(records)
+        for name, values in rewards.items():
+            _accumulate_curve(result, name, values, len(seeds))
+        if weight == cost_weights[-1]:
+            _add_references(result, vectors, outcomes, subjects, seed)
+        if progress is not None and jobs > 1:
+            done[0] += cell_steps
+            progress(done[0], total, f"seed {seed} lambda {weight:g}")
+
+    map_cells(_run_cell, cells, shared, jobs, on_done, tick if progress is not None else None)
     return result
+
+
+def _run_cell(shared: dict, cell: tuple[int, float], tick) -> tuple[list[RunRecord], dict[str, np.ndarray]]:
+    """Run every router on one (seed, cost weight) cell; returns its records and, at the curve weight, rewards."""
+    seed, weight = cell
+    outcomes, costs = shared["outcomes"], shared["costs"]
+    order = np.random.default_rng(seed).permutation(outcomes.shape[0])
+    stream_vectors, stream_outcomes = shared["vectors"][order], outcomes[order]
+    records, rewards = [], {}
+    shares = None
+    for name in shared["names"]:
+        context = RouterContext(shared["model_names"], stream_vectors.shape[1], costs, weight, seed,
+                                shares if name == "random" else None)
+        trace = replay(make_router(name, context), stream_vectors, stream_outcomes, costs, weight, tick)
+        record = _record(name, seed, weight, trace, stream_outcomes, costs)
+        records.append(record)
+        if name == shared["match"]:
+            shares = np.asarray(record.model_shares)
+        if weight == shared["curve_weight"]:
+            rewards[name] = trace.rewards
+    return records, rewards
 
 
 def _accumulate_curve(result: SweepResult, name: str, rewards: np.ndarray, n_seeds: int) -> None:

@@ -1,9 +1,13 @@
 """sona-web's ``AdaptiveRouter`` behind the evaluation's router interface, with its ablations.
 
 ``AdaptiveRouter`` learns the quality of each model and subtracts its own
-``cost_weight * cost`` when it decides, so the adapter hands it the cost
+``cost_weight * cost`` when it decides. So the adapter passes it the cost
 weight lambda and the normalised costs, and reports the outcome (reward plus
 ``lambda * cost`` of the chosen model) rather than the reward.
+
+The engine stamps patterns and trajectories with a clock. The adapter gives
+it a clock that advances one second per recorded outcome instead of the wall
+clock, so that a replay makes the same decisions however fast it runs.
 """
 
 from __future__ import annotations
@@ -16,11 +20,14 @@ from .baselines import Router
 
 __all__ = ["ABLATIONS", "VARIANTS", "SonaRouter", "missing_reason"]
 
-# Config overrides that switch one component off, per variant.
+# Config overrides that switch one component off, per variant, as SonaConfig
+# documents them. base_lora_lr=0 also stops the background replay of the value
+# heads, and MicroLoRA then decays instead of being folded into BaseLoRA, so
+# that ablation removes the whole background consolidation.
 ABLATIONS: dict[str, dict[str, float | int]] = {
     "sona": {},
-    "sona_no_micro_lora": {"micro_lora_alpha": 0.0},
-    "sona_no_base_lora": {"base_lora_alpha": 0.0},
+    "sona_no_micro_lora": {"micro_lora_lr": 0.0},
+    "sona_no_base_lora": {"base_lora_lr": 0.0},
     "sona_no_ewc": {"ewc_lambda": 0.0},
     "sona_no_reasoning_bank": {"pattern_clusters": 0},
 }
@@ -48,7 +55,13 @@ class SonaRouter(Router):
         self._cost_weight = float(cost_weight)
         config = SonaConfig.default(embedding_dim=dim, hidden_dim=dim, seed=seed, **ABLATIONS[variant])
         models = [(str(name), float(cost)) for name, cost in zip(model_names, self._costs)]
-        self._router = AdaptiveRouter(models, config=config, seed=seed, cost_weight=self._cost_weight)
+        self._now = 0.0
+        self._router = AdaptiveRouter(
+            models, config=config, seed=seed, cost_weight=self._cost_weight, clock=self._clock
+        )
+
+    def _clock(self) -> float:
+        return self._now
 
     def route(self, x):
         decision = self._router.route(x)
@@ -56,4 +69,7 @@ class SonaRouter(Router):
 
     def update(self, x, model_index, reward):
         quality = reward + self._cost_weight * self._costs[model_index]
-        self._router.record_outcome(x, int(model_index), float(quality))
+        # Rounding can push reward + lambda * cost a hair outside [0, 1].
+        quality = min(1.0, max(0.0, quality))
+        self._router.record_outcome(x, int(model_index), quality)
+        self._now += 1.0

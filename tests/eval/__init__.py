@@ -1,0 +1,1 @@
+"""Tests of the routing evaluation (sona_web.eval)."""
