@@ -92,6 +92,7 @@ export interface SonaConfigOptions {
   microLoraRank?: 1 | 2;
   microLoraAlpha?: number;
   microLoraLr?: number;
+  headLr?: number;
   baseLoraRank?: number;
   baseLoraAlpha?: number;
   baseLoraLayers?: number;
