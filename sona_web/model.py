@@ -13,7 +13,7 @@ rank truncation.
 Value heads: ``q_hat[r] = W[r] @ h + b[r]`` predicts the quality route ``r``
 would earn. The loss of one ended trajectory with route ``r`` and quality ``q``
 is ``0.5 * (q_hat[r] - q)**2`` (bandit feedback: only the chosen route's head
-sees it), plus, when the trajectory had steps, ``-advantage * cos(h, t)``,
+learns from it), plus, when the trajectory had steps, ``-advantage * cos(h, t)``,
 where ``t`` is the reward-weighted mean of the steps' activations and
 ``advantage = q - baseline`` with a running baseline of quality. The second
 term pulls ``h`` toward what earned more than usual and pushes it away from
@@ -105,8 +105,8 @@ class SonaModel:
     def gradients(self, batch: Batch, *, base: bool = True, micro: bool = True) -> Gradients:
         """Return exact gradients over ``batch`` (checked by finite differences).
 
-        ``micro`` holds the gradients of the activation term; every other
-        field holds gradients of the whole loss. ``base=False`` skips the
+        ``micro`` contains the gradients of the activation term; every other
+        field contains gradients of the whole loss. ``base=False`` skips the
         BaseLoRA gradients and ``micro=False`` the MicroLoRA ones, for callers
         that do not step those adapters; the other fields are unchanged.
         """

@@ -77,7 +77,7 @@ def unpack(data, kind: str) -> tuple[dict, dict[str, np.ndarray]]:
     if not well_formed or not isinstance(header.get("arrays"), list):
         raise ValueError("state header is malformed: it needs a 'kind', a 'meta' object and an 'arrays' list")
     if header.get("kind") != kind:
-        raise ValueError(f"state holds a {header.get('kind')!r}, not a {kind!r}; load it with the matching class")
+        raise ValueError(f"state contains a {header.get('kind')!r}, not a {kind!r}; load it with the matching class")
     arrays = {}
     for entry in header["arrays"]:
         name, array = _read_array(body, header_end, entry)

@@ -377,13 +377,13 @@ def test_load_rejects_other_formats():
 
 
 def test_engine_rejects_router_state(router_state):
-    message = f"state holds a '{ROUTER_KIND}', not a '{ENGINE_KIND}'; load it with the matching class"
+    message = f"state contains a '{ROUTER_KIND}', not a '{ENGINE_KIND}'; load it with the matching class"
     with pytest.raises(ValueError, match=re.escape(message)):
         SonaEngine.load_state(router_state)
 
 
 def test_router_rejects_engine_state(engine_state):
-    message = f"state holds a '{ENGINE_KIND}', not a '{ROUTER_KIND}'"
+    message = f"state contains a '{ENGINE_KIND}', not a '{ROUTER_KIND}'"
     with pytest.raises(ValueError, match=re.escape(message)):
         AdaptiveRouter.load_state(engine_state)
 
