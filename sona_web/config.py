@@ -172,11 +172,12 @@ class SonaConfig:
 _RANGES = [
     ("hidden_dim", 4, 8192),
     ("embedding_dim", 2, 8192),
-    ("micro_lora_alpha", 0.0, 1e3),
+    # A zero alpha would zero the scaling that merging divides by; a learning rate of 0 switches learning off.
+    ("micro_lora_alpha", 1e-3, 1e3),
     ("micro_lora_lr", 0.0, 10.0),
     ("head_lr", 0.0, 10.0),
     ("base_lora_rank", 4, 64),
-    ("base_lora_alpha", 0.0, 1e3),
+    ("base_lora_alpha", 1e-3, 1e3),
     ("base_lora_layers", 1, 8),
     ("base_lora_lr", 0.0, 10.0),
     ("ewc_lambda", 0.0, 1e6),

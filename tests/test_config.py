@@ -189,6 +189,13 @@ def test_validate_half_open_rates(name, value):
         config.validate()
 
 
+@pytest.mark.parametrize("name", ["micro_lora_alpha", "base_lora_alpha"])
+def test_validate_rejects_zero_alpha(name):
+    # A zero alpha would make the adapter's scaling 0 and the merge divide by it.
+    with pytest.raises(ValueError, match=re.escape(f"{name} must be in [0.001, 1000.0], got 0.0")):
+        SonaConfig.default(**{name: 0.0})
+
+
 @pytest.mark.parametrize(("name", "value", "shown"), [
     ("hidden_dim", True, "bool True"),
     ("hidden_dim", 64.0, "float 64.0"),
