@@ -64,6 +64,12 @@ class SonaConfig:
         "are pruned first when the store is full.",
         default=0.995,
     )
+    pattern_stats_decay: float = _help(
+        "Factor applied to a pattern's per-route statistics each time a new outcome reaches it, "
+        "in (0, 1]. Below 1 the router forgets old evidence (discounted Thompson sampling) and "
+        "recovers after a route's quality changes; 1 keeps all evidence.",
+        default=0.995,
+    )
     quality_threshold: float = _help(
         "Trajectories with quality >= this value shape pattern centroids; all feed route statistics.",
         default=0.5,
@@ -162,8 +168,9 @@ class SonaConfig:
             )
         if not 0.0 < self.ewc_fisher_alpha <= 1.0:
             raise ValueError(f"ewc_fisher_alpha must be in (0, 1], got {self.ewc_fisher_alpha}")
-        if not 0.0 < self.pattern_decay <= 1.0:
-            raise ValueError(f"pattern_decay must be in (0, 1], got {self.pattern_decay}")
+        for name in ("pattern_decay", "pattern_stats_decay"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
         return self
 
 

@@ -103,7 +103,11 @@ class SonaEngine:
         self._ewc = EWCPlusPlus(config.ewc_lambda, config.ewc_fisher_alpha)
         self._detector = ShiftDetector(config.hidden_dim, config.ewc_boundary_threshold, config.ewc_boundary_patience)
         self._bank = ReasoningBank(
-            config.hidden_dim, config.pattern_clusters, config.quality_threshold, config.pattern_decay
+            config.hidden_dim,
+            config.pattern_clusters,
+            config.quality_threshold,
+            config.pattern_decay,
+            config.pattern_stats_decay,
         )
         self._active = ActiveSet(config.max_active_trajectories)
         self._buffer = ReplayBuffer(config.trajectory_capacity, config.hidden_dim)

@@ -35,11 +35,12 @@ MAX_LABELS = 8
 
 
 class ReasoningBank:
-    def __init__(self, dim: int, capacity: int, quality_threshold: float, decay: float):
+    def __init__(self, dim: int, capacity: int, quality_threshold: float, decay: float, stats_decay: float = 1.0):
         self.dim = dim
         self.capacity = capacity
         self.quality_threshold = quality_threshold
         self.decay = decay
+        self.stats_decay = stats_decay
         self.next_id = 0
         self.inertia = 0.0
         self._allocate(0, 0)
@@ -127,6 +128,13 @@ class ReasoningBank:
         self._add_stats(index, routes, quality)
 
     def _add_stats(self, index, routes, quality) -> None:
+        if self.stats_decay < 1.0 and len(index):
+            # Discounting the touched patterns' evidence before adding the new
+            # outcomes keeps about 1 / (1 - stats_decay) recent outcomes per
+            # pattern, so a route whose quality changed is re-learned.
+            touched = np.unique(index)
+            for name in ("route_count", "route_sum", "route_sumsq"):
+                getattr(self, name)[touched] *= self.stats_decay
         np.add.at(self.quality_sum, index, quality)
         np.add.at(self.outcomes, index, 1.0)
         known = routes >= 0

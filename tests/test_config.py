@@ -182,6 +182,8 @@ def test_validate_micro_lora_rank_via_preset():
     ("pattern_decay", 0.0),
     ("pattern_decay", 1.01),
     ("pattern_decay", -1.0),
+    ("pattern_stats_decay", 0.0),
+    ("pattern_stats_decay", 1.5),
 ])
 def test_validate_half_open_rates(name, value):
     config = dataclasses.replace(SonaConfig.default(), **{name: value})
@@ -580,6 +582,23 @@ def test_effect_pattern_decay(decay):
     engine.force_learn()
     after = sum(p["total_weight"] for p in engine.find_patterns(queries[0], k=1000))
     assert after == pytest.approx(decay * before)
+
+
+@effect_of("pattern_stats_decay")
+@pytest.mark.parametrize("decay", [1.0, 0.9])
+def test_effect_pattern_stats_decay(decay):
+    engine = _bank_engine(pattern_stats_decay=decay)
+    queries = _clustered_queries(16, 1, 8)
+    for x in queries:
+        record(engine, x, 0.9, "r0")
+    engine.force_learn()
+
+    # Once a pattern exists, each new outcome first discounts its evidence.
+    for x in queries[:5]:
+        record(engine, x, 0.0, "r0")
+    stats = engine.find_patterns(queries[0], k=1)[0]["route_stats"]["r0"]
+    expected = 8 * decay**5 + sum(decay**k for k in range(5))
+    assert stats["count"] == pytest.approx(expected)
 
 
 @effect_of("quality_threshold")
