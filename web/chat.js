@@ -500,7 +500,8 @@ async function start() {
   renderAllMessages();
   await refreshStats();
   if (restored) {
-    notify("info", `Restored what the chat learned earlier (${app.lastStats.outcomes} feedbacks).`);
+    const count = app.lastStats.outcomes;
+    notify("info", `Restored what the chat learned earlier (${count} ${count === 1 ? "rating" : "ratings"}).`);
   }
 
   // Best effort: an IndexedDB transaction started here usually completes
