@@ -384,7 +384,7 @@ class SonaEngine:
         has_target = buffer.has_target[rows]
         target = None
         if buffer.targets is not None and has_target.any():
-            target = buffer.targets[rows].astype(np.float64)
+            target = buffer.target_rows(rows)
         return Batch(
             x=buffer.embeddings[rows].astype(np.float32),
             route=buffer.route[rows].astype(np.int64),

@@ -27,7 +27,7 @@ MAGIC = b"SONAWEB\x00"
 FORMAT_VERSION = 1
 _PREFIX = struct.Struct("<8sIQ")
 _DIGEST_SIZE = 32
-_DTYPES = {"<f2", "<f4", "<f8", "<i2", "<i4", "<i8", "|b1", "|u1"}
+_DTYPES = {"<f2", "<f4", "<f8", "|i1", "<i2", "<i4", "<i8", "|b1", "|u1"}
 
 
 def pack(kind: str, meta: dict, arrays: dict[str, np.ndarray]) -> bytes:
