@@ -445,7 +445,7 @@ class SonaEngine:
         h = self._represent(x[None, :])[0].astype(np.float64)
         indices, similarity = self._bank.nearest(h, int(k))
         self._bank.touch(indices, self._clock())
-        return [self._bank.describe(i, s, self._routes) for i, s in zip(indices, similarity)]
+        return self._bank.describe(indices, similarity, self._routes)
 
     def _project(self, rows: np.ndarray) -> np.ndarray:
         """Map query embeddings to unit-norm rows of hidden_dim.

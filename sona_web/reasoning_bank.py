@@ -91,31 +91,43 @@ class ReasoningBank:
         self.access_count[indices] += 1
         self.last_accessed[indices] = now
 
-    def describe(self, index: int, similarity: float, routes: list[str]) -> dict:
-        # Python floats divide exactly as numpy's float64 does; converting the
-        # two rows once avoids a numpy scalar per route, which dominated
-        # find_patterns.
-        counts = self.route_count[index].tolist()
-        sums = self.route_sum[index].tolist()
-        route_stats = {
-            routes[r]: {"count": count, "mean_quality": sums[r] / count}
-            for r, count in enumerate(counts)
-            if count > 0
+    def describe(self, indices: np.ndarray, similarity: np.ndarray, routes: list[str]) -> list[dict]:
+        """Return one dict per pattern in ``indices``, as find_patterns documents them.
+
+        Each column is converted to Python values once for all the patterns,
+        because per-field numpy scalar conversions dominated find_patterns.
+        """
+        columns = {
+            name: getattr(self, name)[indices].tolist()
+            for name in ("ids", "cluster_size", "total_weight", "quality_sum", "outcomes",
+                         "created_at", "last_accessed", "access_count", "route_count", "route_sum")
         }
-        label = self.labels[index].most_common(1)
-        return {
-            "id": int(self.ids[index]),
-            "centroid": self.centroids[index].astype(np.float32),
-            "cluster_size": int(self.cluster_size[index]),
-            "total_weight": float(self.total_weight[index]),
-            "avg_quality": float(self.quality_sum[index] / self.outcomes[index]) if self.outcomes[index] else 0.0,
-            "created_at": float(self.created_at[index]),
-            "last_accessed": float(self.last_accessed[index]),
-            "access_count": int(self.access_count[index]),
-            "pattern_type": label[0][0] if label else "general",
-            "route_stats": route_stats,
-            "similarity": float(similarity),
-        }
+        centroids = self.centroids[indices].astype(np.float32)
+        similarity = np.asarray(similarity, dtype=np.float64).tolist()
+        described = []
+        for row, index in enumerate(np.asarray(indices).tolist()):
+            counts, sums = columns["route_count"][row], columns["route_sum"][row]
+            outcomes = columns["outcomes"][row]
+            labels = self.labels[index]
+            described.append({
+                "id": int(columns["ids"][row]),
+                "centroid": centroids[row],
+                "cluster_size": int(columns["cluster_size"][row]),
+                "total_weight": columns["total_weight"][row],
+                "avg_quality": columns["quality_sum"][row] / outcomes if outcomes else 0.0,
+                "created_at": columns["created_at"][row],
+                "last_accessed": columns["last_accessed"][row],
+                "access_count": int(columns["access_count"][row]),
+                # max() returns the first of equal counts, as Counter.most_common does.
+                "pattern_type": max(labels, key=labels.get) if labels else "general",
+                "route_stats": {
+                    routes[r]: {"count": count, "mean_quality": sums[r] / count}
+                    for r, count in enumerate(counts)
+                    if count > 0
+                },
+                "similarity": similarity[row],
+            })
+        return described
 
     # Learning ------------------------------------------------------------
 

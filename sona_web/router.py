@@ -171,7 +171,7 @@ class AdaptiveRouter:
             counts = weights @ bank.route_count[indices][:, order]
             sums = weights @ bank.route_sum[indices][:, order]
             bank.touch(indices, engine._clock())
-            patterns = [bank.describe(i, s, engine._routes) for i, s in zip(indices, similarity)]
+            patterns = bank.describe(indices, similarity, engine._routes)
 
         evidence = PRIOR_STRENGTH + counts
         mean = (PRIOR_STRENGTH * np.clip(head, 0.0, 1.0) + sums) / evidence
