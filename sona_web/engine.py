@@ -128,7 +128,6 @@ class SonaEngine:
         }
         self._attention_entropy = 0.0
         self._last_cycle_ms = 0.0
-        self._last_summary: dict = {}
 
     # Construction ---------------------------------------------------------
 
@@ -153,7 +152,7 @@ class SonaEngine:
         embedding = as_vector(query_embedding, self.config.embedding_dim, "query_embedding").copy()
         trajectory_id = self._next_id
         self._next_id += 1
-        self._active.add(trajectory_id, ActiveTrajectory(embedding, self._clock(), record=self._enabled))
+        self._active.add(trajectory_id, ActiveTrajectory(embedding, record=self._enabled))
         return trajectory_id
 
     def add_trajectory_step(self, trajectory_id: int, activations, attention, reward: float) -> None:
@@ -325,7 +324,6 @@ class SonaEngine:
         summary["cycle_ms"] = self._last_cycle_ms
         summary["patterns"] = len(self._bank)
         summary["ewc_tasks"] = self._ewc.tasks
-        self._last_summary = summary
         logger.debug("background cycle %s", summary)
         return summary
 

@@ -20,7 +20,6 @@ __all__ = ["ActiveTrajectory", "ActiveSet", "ReplayBuffer", "step_target"]
 @dataclass
 class ActiveTrajectory:
     embedding: np.ndarray
-    started_at: float
     activations: list = field(default_factory=list)
     rewards: list = field(default_factory=list)
     attention_entropy: list = field(default_factory=list)

@@ -149,8 +149,7 @@ def test_builder_width_and_overrides():
     assert isinstance(SonaEngine.builder(), SonaEngineBuilder)
     assert (engine.config.hidden_dim, engine.config.embedding_dim) == (16, 16)
     assert (engine.config.pattern_clusters, engine.config.seed) == (5, 3)
-    trajectory_id = engine.begin_trajectory(np.ones(16))
-    assert engine._active.get(trajectory_id).started_at == 5.0
+    assert engine._clock is clock
 
 
 def test_builder_preset():
