@@ -35,19 +35,13 @@ import sys
 import threading
 from pathlib import Path
 
+# Run as a script, this file's folder is first on sys.path.
+from chromium import CHROMIUM_ARGS, CHROMIUM_PATH
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DOCS_PATH = REPO_ROOT / "docs" / "benchmarks.md"
 SECTION_TITLE = "## Browser and Node bridge"
 
-CHROMIUM_PATH = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 REFERENCE_FORWARD_US = 45.0
 DIM = 256

@@ -32,16 +32,16 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVE_SITE_PATH = REPO_ROOT / "build_scripts" / "serve_site.py"
 DEFAULT_SITE_DIR = REPO_ROOT / "dist" / "site"
 
-CHROMIUM_PATH = "/usr/bin/chromium"
-# Without the networking flags Chromium keeps trying to reach outside hosts.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+def _load_chromium_settings():
+    spec = importlib.util.spec_from_file_location("chromium", REPO_ROOT / "build_scripts" / "chromium.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_CHROMIUM = _load_chromium_settings()
+CHROMIUM_PATH = _CHROMIUM.CHROMIUM_PATH
+CHROMIUM_ARGS = _CHROMIUM.CHROMIUM_ARGS
 LOCAL_HOSTS = {"127.0.0.1"}
 BLANK_PAGE = "__blank__.html"
 

@@ -13,6 +13,7 @@ offline.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -26,16 +27,16 @@ TESTS_DIR = Path(__file__).resolve().parent
 # pytest-pyodide's default for --dist-dir, relative to the working folder.
 DEFAULT_DIST_DIR_OPTION = "pyodide"
 
-CHROMIUM_PATH = "/usr/bin/chromium"
-# Without the networking flags Chromium keeps trying to reach outside hosts.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+def _load_chromium_settings():
+    spec = importlib.util.spec_from_file_location("chromium", REPO_ROOT / "build_scripts" / "chromium.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_CHROMIUM = _load_chromium_settings()
+CHROMIUM_PATH = _CHROMIUM.CHROMIUM_PATH
+CHROMIUM_ARGS = _CHROMIUM.CHROMIUM_ARGS
 
 # Fixtures through which a test reads the distribution.
 DIST_FIXTURES = {"runtime", "pyodide_dist_dir"}

@@ -1,0 +1,16 @@
+"""How the tests and benchmarks launch Debian's Chromium through Playwright.
+
+Without the networking flags Chromium keeps trying to reach outside hosts
+(component updates, sync, field trials); with them a headless page talks only
+to the server it was pointed at.
+"""
+
+CHROMIUM_PATH = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
