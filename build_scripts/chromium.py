@@ -1,8 +1,8 @@
 """How the tests and benchmarks launch Debian's Chromium through Playwright.
 
-Without the networking flags Chromium keeps trying to reach outside hosts
-(component updates, sync, field trials); with them a headless page talks only
-to the server it was pointed at.
+Without the networking flags Chromium keeps trying to reach outside hosts for
+component updates, sync and field trials. With them, a headless page talks
+only to the server it was pointed at.
 """
 
 CHROMIUM_PATH = "/usr/bin/chromium"
