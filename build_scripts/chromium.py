@@ -1,4 +1,4 @@
-"""How the tests and benchmarks launch Debian's Chromium through Playwright.
+"""Launch settings of Debian's Chromium for the tests and benchmarks (through Playwright).
 
 Without the networking flags Chromium keeps trying to reach outside hosts for
 component updates, sync and field trials. With them, a headless page talks

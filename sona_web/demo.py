@@ -54,7 +54,7 @@ P_LIKE_OTHER = 0.15
 DEFAULT_MESSAGES = 3000
 DEFAULT_WINDOW = 250
 DEFAULT_DATA_DIR = "../shared/data"
-# Where build_scripts/build_site.py writes the pretrained embedders.
+# Folder of the pretrained embedders that build_scripts/build_site.py writes.
 DEFAULT_MODELS_DIR = "dist/site/models"
 # CLINC150's in-scope splits. The out-of-scope queries belong to no domain.
 SPLITS = ("train", "val", "test")

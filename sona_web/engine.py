@@ -99,6 +99,7 @@ class SonaEngine:
             # keeps inner products of unit vectors in expectation.
             gaussian = self._rng.standard_normal((config.embedding_dim, config.hidden_dim))
             self._projection = (gaussian / np.sqrt(config.hidden_dim)).astype(np.float32)
+
         self._model = SonaModel(config, self._rng)
         self._ewc = EWCPlusPlus(config.ewc_lambda, config.ewc_fisher_alpha)
         self._detector = ShiftDetector(config.hidden_dim, config.ewc_boundary_threshold, config.ewc_boundary_patience)
@@ -109,12 +110,14 @@ class SonaEngine:
             config.pattern_decay,
             config.pattern_stats_decay,
         )
+
         self._active = ActiveSet(config.max_active_trajectories)
         self._buffer = ReplayBuffer(config.trajectory_capacity, config.hidden_dim)
         self._routes: list[str] = []
         self._route_index: dict[str, int] = {}
         self._contexts: list[str] = []
         self._context_index: dict[str, int] = {}
+
         self._pending: list[tuple] = []
         self._baseline = 0.5
         self._next_id = 1

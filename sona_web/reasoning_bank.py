@@ -7,10 +7,10 @@ which route to avoid needs the failures. The per-route count, sum and sum of
 squares of quality give a Gaussian estimate of each route's quality near the
 pattern, which the router blends with the value heads.
 
-A background cycle costs in proportion to its new trajectories: they are
+A background cycle costs in proportion to its new trajectories. They are
 assigned to the nearest centroids, which move by mini-batch k-means steps with
-per-centroid rates ``1 / cluster_size``; points no centroid covers seed new
-patterns by k-means++ D^2 sampling with the existing centroids counted as
+per-centroid rates ``1 / cluster_size``. New good points also seed new
+patterns by k-means++ D^2 sampling, with the existing centroids counted as
 chosen, until the cap is reached. Near duplicates merge, weights decay each
 cycle, and the lightest patterns give way when new ones need room.
 """

@@ -1,9 +1,9 @@
 """AdaptiveRouter: choose the model most likely to satisfy the user at the lowest cost.
 
-For a query, each model's quality is estimated twice: by its value head (a
-linear model of the adapted representation, good at broad trends) and by the
-route statistics of the nearest ReasoningBank patterns (local averages, good
-at sharply defined kinds of query). They are blended as a Gaussian posterior
+For a query, each model's quality is estimated twice. Its value head, a
+linear model of the adapted representation, captures broad trends. The route
+statistics of the nearest ReasoningBank patterns are local averages that
+capture sharply defined kinds of query. They are blended as a Gaussian posterior
 in which the head counts as ``PRIOR_STRENGTH`` pseudo-observations and each
 pattern contributes its observations weighted by its similarity. The router
 then subtracts ``cost_weight`` times each model's relative cost and explores

@@ -1,7 +1,7 @@
 """Trajectories in flight and the replay buffer of ended ones.
 
-An active trajectory keeps its steps' activations until it ends; then only
-what learning needs survives: the query embedding (float16), the
+An active trajectory keeps its steps' activations until it ends. Then only
+what learning needs is stored: the query embedding (float16), the
 reward-weighted target of its steps (int8 with a scale, only when it had
 steps), the quality, the route and the context label. That keeps a stored
 256-d trajectory near 530 bytes, or 790 with steps.

@@ -70,7 +70,7 @@ def test_micro_lora_moves_queries_toward_rewarded_activations(micro_lora_lr, sho
         assert after == pytest.approx(before, abs=1e-6)
 
 
-def test_micro_lora_learns_from_advantage_not_from_steps_alone():
+def test_micro_lora_needs_advantage():
     # The same steps with a constant quality carry no advantage signal after the
     # baseline catches up, so alignment must stay far below the rewarded case.
     task = ClusterTask(seed=2)
