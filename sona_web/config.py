@@ -65,9 +65,9 @@ class SonaConfig:
         default=0.995,
     )
     pattern_stats_decay: float = _help(
-        "Factor applied to a pattern's per-route statistics each time a new outcome reaches it, "
-        "in (0, 1]. Below 1 the router forgets old evidence (discounted Thompson sampling) and "
-        "recovers after a route's quality changes; 1 keeps all evidence.",
+        "Factor applied to a route's statistics in a pattern each time a new outcome of that route "
+        "reaches the pattern, in (0, 1]. Below 1 the router forgets old evidence (discounted "
+        "Thompson sampling) and recovers after a route's quality changes; 1 keeps all evidence.",
         default=0.995,
     )
     quality_threshold: float = _help(

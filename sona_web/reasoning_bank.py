@@ -140,16 +140,20 @@ class ReasoningBank:
         self._add_stats(index, routes, quality)
 
     def _add_stats(self, index, routes, quality) -> None:
-        if self.stats_decay < 1.0 and len(index):
-            # Discounting the touched patterns' evidence before adding the new
-            # outcomes keeps about 1 / (1 - stats_decay) recent outcomes per
-            # pattern, so a route whose quality changed is re-learned.
-            touched = np.unique(index)
+        known = routes >= 0
+        if self.stats_decay < 1.0 and known.any():
+            # Discounting a route's evidence in a pattern each time that route
+            # has a new outcome there keeps about 1 / (1 - stats_decay) recent
+            # outcomes per route and pattern, so a route whose quality changed
+            # is re-learned. Other routes keep their evidence, because
+            # discounting them too would erase the evidence on a model the
+            # router seldom picks, which costs decisions when nothing changed.
+            cells = np.unique(index[known] * self.route_count.shape[1] + routes[known])
+            rows, columns = np.divmod(cells, self.route_count.shape[1])
             for name in ("route_count", "route_sum", "route_sumsq"):
-                getattr(self, name)[touched] *= self.stats_decay
+                getattr(self, name)[rows, columns] *= self.stats_decay
         np.add.at(self.quality_sum, index, quality)
         np.add.at(self.outcomes, index, 1.0)
-        known = routes >= 0
         np.add.at(self.route_count, (index[known], routes[known]), 1.0)
         np.add.at(self.route_sum, (index[known], routes[known]), quality[known])
         np.add.at(self.route_sumsq, (index[known], routes[known]), quality[known] ** 2)

@@ -587,18 +587,22 @@ def test_effect_pattern_decay(decay):
 @effect_of("pattern_stats_decay")
 @pytest.mark.parametrize("decay", [1.0, 0.9])
 def test_effect_pattern_stats_decay(decay):
-    engine = _bank_engine(pattern_stats_decay=decay)
+    # One pattern, so every outcome reaches the same statistics.
+    engine = _bank_engine(pattern_stats_decay=decay, pattern_clusters=1)
     queries = _clustered_queries(16, 1, 8)
     for x in queries:
         record(engine, x, 0.9, "r0")
+        record(engine, x, 0.5, "r1")
     engine.force_learn()
 
-    # Once a pattern exists, each new outcome first discounts its evidence.
+    # Once a pattern exists, each new outcome of a route first discounts that
+    # route's evidence there; the other route's evidence stays.
     for x in queries[:5]:
         record(engine, x, 0.0, "r0")
-    stats = engine.find_patterns(queries[0], k=1)[0]["route_stats"]["r0"]
+    stats = engine.find_patterns(queries[0], k=1)[0]["route_stats"]
     expected = 8 * decay**5 + sum(decay**k for k in range(5))
-    assert stats["count"] == pytest.approx(expected)
+    assert stats["r0"]["count"] == pytest.approx(expected)
+    assert stats["r1"]["count"] == pytest.approx(8.0)
 
 
 @effect_of("quality_threshold")
