@@ -53,7 +53,7 @@ def plot_quality_cost(summaries: list[Summary], result: SweepResult, path: Path)
     for summary in summaries:
         points = sorted((p["cost_share"], p["accuracy"]) for p in summary.per_weight.values())
         shares, accuracies = zip(*points)
-        style = "--" if summary.router in ("offline_ridge", "subject_oracle") else "-"
+        style = "--" if summary.router in ("offline_ridge", "online_knn_full_info", "subject_oracle") else "-"
         axes.plot(shares, accuracies, style, marker=".", label=f"{summary.router} (APGR {summary.apgr[0]:.2f})")
     axes.axhline(result.weak_accuracy, color="grey", linestyle=":", label="weak model")
     axes.axhline(result.strong_accuracy, color="black", linestyle=":", label="strong model")

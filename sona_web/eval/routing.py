@@ -21,7 +21,7 @@ import numpy as np
 
 from . import metrics
 from .parallel import map_cells
-from .references import ReferenceCurve, offline_ridge, subject_oracle
+from .references import ReferenceCurve, offline_ridge, online_knn_full_info, subject_oracle
 from .registry import RouterContext, make_router
 
 __all__ = [
@@ -252,6 +252,8 @@ def _accumulate_curve(result: SweepResult, name: str, rewards: np.ndarray, n_see
 def _add_references(result: SweepResult, vectors, outcomes, subjects, seed: int) -> None:
     ridge = offline_ridge(vectors, outcomes, result.costs, result.cost_weights, seed=seed)
     result.references.setdefault("offline_ridge", []).append(ridge)
+    knn = online_knn_full_info(vectors, outcomes, result.costs, result.cost_weights, seed=seed)
+    result.references.setdefault("online_knn_full_info", []).append(knn)
     # The subject oracle is deterministic, so one curve serves every seed.
     if "subject_oracle" not in result.references:
         result.references["subject_oracle"] = [subject_oracle(subjects, outcomes, result.costs, result.cost_weights)]

@@ -12,7 +12,7 @@ from numpy.testing import assert_allclose
 from sona_web.eval.cli import main
 from sona_web.eval.data import load_routing_dataset
 from sona_web.eval.drift import _recovery, run_drift
-from sona_web.eval.references import offline_ridge, subject_oracle
+from sona_web.eval.references import offline_ridge, online_knn_predictions, subject_oracle
 from sona_web.eval.registry import missing_dependency
 from sona_web.eval.routing import run_sweep, summarise
 
@@ -45,7 +45,7 @@ def test_cli_three_model_dataset(synthetic_dir, tmp_path):
     assert results["model_names"] == list(SYNTHETIC_MODELS)
     assert_allclose(results["costs"], [0.0, 0.4 / 1.9, 1.0])
     names = [summary["router"] for summary in results["summaries"]]
-    assert names[-2:] == ["offline_ridge", "subject_oracle"]
+    assert names[-3:] == ["offline_ridge", "online_knn_full_info", "subject_oracle"]
     assert set(routers) <= set(names)
     assert all(len(record["model_shares"]) == 3 for record in results["records"])
     assert results["drift"]["subjects"] == ["algebra"]
@@ -175,6 +175,25 @@ def test_offline_ridge_learns_linear_signal():
     # and the weak model serves only rows it gets right.
     assert curve.accuracies[0] > 0.99
     assert 0.62 < curve.cost_shares[0] < 0.76
+
+
+def test_online_knn_reference_uses_only_earlier_rows():
+    rng = np.random.default_rng(1)
+    centres = rng.standard_normal((4, 6))
+    kinds = rng.integers(4, size=600)
+    vectors = centres[kinds] + 0.1 * rng.standard_normal((600, 6))
+    outcomes = np.stack([kinds % 2 == 0, np.ones(600, dtype=bool)], axis=1).astype(np.float64)
+    predicted = online_knn_predictions(vectors, outcomes, k=20)
+
+    # Changing the second half's outcomes changes no prediction of the first half.
+    altered = outcomes.copy()
+    altered[300:] = 1.0 - altered[300:]
+    assert_allclose(online_knn_predictions(vectors, altered, k=20)[:301], predicted[:301])
+    assert_allclose(predicted[0], [0.5, 0.5])
+    # Once each kind has 20 earlier rows, the weak model's prediction is that
+    # kind's outcome, apart from the two pseudo-observations of the running mean.
+    late = slice(200, None)
+    assert np.all(np.abs(predicted[late, 0] - outcomes[late, 0]) < 0.1)
 
 
 def test_drift_recovery_rule():
