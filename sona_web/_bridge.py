@@ -409,7 +409,7 @@ def _create_engine(options: Any, state: Any = None) -> dict[str, Any]:
 
 
 # AdaptiveRouter keyword arguments that are not SonaConfig fields.
-_ROUTER_OPTIONS = ("seed", "cost_weight", "exploration", "n_patterns", "learn_every")
+_ROUTER_OPTIONS = ("seed", "cost_weight", "exploration", "n_patterns", "learn_every", "ridge", "linear_prior")
 
 
 def _create_router(models: Any, options: Any, state: Any = None) -> dict[str, Any]:
@@ -450,8 +450,8 @@ def create_router(models: Any, options: Any = None, state: Any = None) -> dict[s
     """Create an ``AdaptiveRouter`` over ``models``, or restore it from ``state`` bytes.
 
     ``options`` may contain the router's keyword arguments (``seed``,
-    ``cost_weight``, ``exploration``, ``n_patterns``, ``learn_every``, in
-    either spelling) and config fields (as in :func:`build_config`). Without
+    ``cost_weight``, ``exploration``, ``n_patterns``, ``learn_every``,
+    ``ridge``, ``linear_prior``, in either spelling) and config fields (as in :func:`build_config`). Without
     config fields the router uses ``SonaConfig.default()``.
     """
     return _envelope(_create_router, models, options, state)

@@ -20,6 +20,11 @@ def router_to_state(router) -> bytes:
         "mean": router._mean,
         "sq_dev": router._sq_dev,
         "latency": router._latency,
+        "prior_a_inv": router._prior.a_inv,
+        "prior_b": router._prior.b,
+        "gap_sq": router._gap_sq,
+        "gap_noise": router._gap_noise,
+        "gap_count": router._gap_count,
     }
     meta = {
         "models": router.models,
@@ -28,6 +33,8 @@ def router_to_state(router) -> bytes:
         "exploration": router.exploration,
         "n_patterns": router.n_patterns,
         "learn_every": router.learn_every,
+        "ridge": router.ridge,
+        "linear_prior": router.linear_prior,
         "outcomes": router._outcomes,
         "rng": router._rng.bit_generator.state,
         "decisions": list(router._decisions),
@@ -48,14 +55,17 @@ def router_from_state(cls, data, clock):
             exploration=meta["exploration"],
             n_patterns=meta["n_patterns"],
             learn_every=meta["learn_every"],
+            ridge=meta["ridge"],
+            linear_prior=meta["linear_prior"],
             clock=clock,
         )
         router.engine = engine
-        for name in ("count", "mean", "sq_dev", "latency"):
+        for name in ("count", "mean", "sq_dev", "latency", "gap_sq", "gap_noise", "gap_count"):
             value = np.array(arrays[name], dtype=np.float64)
             if value.shape != (len(router.models),):
                 raise ValueError(f"array {name} has shape {value.shape}, expected ({len(router.models)},)")
             setattr(router, f"_{name}", value)
+        router._prior.load(arrays["prior_a_inv"], arrays["prior_b"])
         router._outcomes = int(meta["outcomes"])
         router._rng.bit_generator.state = meta["rng"]
         router._decisions = deque(meta["decisions"], maxlen=router._decisions.maxlen)

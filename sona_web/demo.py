@@ -37,6 +37,7 @@ from .router import AdaptiveRouter
 __all__ = [
     "ABLATIONS",
     "DEFAULT_STYLES",
+    "ROUTER_ABLATIONS",
     "Clinc150",
     "assign_preferences",
     "expected_random_rate",
@@ -61,15 +62,18 @@ SPLITS = ("train", "val", "test")
 EXIT_DATA_MISSING = 2
 
 # Variants run by --ablations: each switches one component off through the
-# config field that disables it.
+# config field that disables it, or, for the router's own ridge prior, the
+# AdaptiveRouter argument (ROUTER_ABLATIONS).
 ABLATIONS: dict[str, dict] = {
     "full engine": {},
     "no ReasoningBank (pattern_clusters=0)": {"pattern_clusters": 0},
+    "no ridge prior (linear_prior=False)": {},
     "no MicroLoRA (micro_lora_lr=0)": {"micro_lora_lr": 0.0},
     "no instant head updates (head_lr=0)": {"head_lr": 0.0},
     "no consolidation (base_lora_lr=0)": {"base_lora_lr": 0.0},
     "no EWC++ (ewc_lambda=0)": {"ewc_lambda": 0.0},
 }
+ROUTER_ABLATIONS: dict[str, dict] = {"no ridge prior (linear_prior=False)": {"linear_prior": False}}
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,7 @@ def run_demo(
     *,
     window: int = DEFAULT_WINDOW,
     config_overrides: dict | None = None,
+    router_options: dict | None = None,
     explain: int = 3,
     on_window: Callable[[dict], None] | None = None,
     embedder=None,
@@ -158,6 +163,7 @@ def run_demo(
     (``explain`` "why this answer" records) and ``elapsed_s``.
     ``on_window`` is called with each window's entry as soon as it is complete.
     ``embedder`` is any object with ``embed(texts)``; the hashed embedder when None.
+    ``router_options`` are further ``AdaptiveRouter`` keyword arguments.
     """
     styles = _check_styles(styles)
     data = data_dir if isinstance(data_dir, Clinc150) else load_clinc150(data_dir)
@@ -171,7 +177,7 @@ def run_demo(
     if embedder is None:
         embedder = get_embedder("hashed", dim=config.embedding_dim)
     embeddings = embedder.embed([data.queries[i] for i in order])
-    router = AdaptiveRouter([(style, 0.0) for style in styles], config=config, seed=seed)
+    router = AdaptiveRouter([(style, 0.0) for style in styles], config=config, seed=seed, **(router_options or {}))
 
     liked, chosen = _replay(router, embeddings, [data.domain(i) for i in order], preferences, seed, window, on_window)
     windows = _window_rates(liked, window)
@@ -182,6 +188,7 @@ def run_demo(
         "styles": list(styles),
         "preferences": preferences,
         "config_overrides": dict(config_overrides or {}),
+        "router_options": dict(router_options or {}),
         "window": window,
         "window_rates": windows,
         "first_window_rate": windows[0]["rate"],
@@ -291,7 +298,15 @@ def run_ablations(data_dir=DEFAULT_DATA_DIR, messages: int = DEFAULT_MESSAGES, s
     data = data_dir if isinstance(data_dir, Clinc150) else load_clinc150(data_dir)
     return {
         name: run_demo(
-            data, messages, seed, styles, window=window, config_overrides=overrides, explain=0, embedder=embedder
+            data,
+            messages,
+            seed,
+            styles,
+            window=window,
+            config_overrides=overrides,
+            router_options=ROUTER_ABLATIONS.get(name),
+            explain=0,
+            embedder=embedder,
         )
         for name, overrides in ABLATIONS.items()
     }
@@ -399,9 +414,9 @@ def _print_example(example: dict) -> None:
     print("  estimated thumbs-up rate: " + ", ".join(f"{style} {value:.2f}" for style, value in ranked_estimates))
     pattern = example["pattern"]
     if pattern is None:
-        print("  no pattern learned yet, so the estimates come from the value heads alone")
+        print("  no pattern learned yet, so the estimates come from the ridge prior alone")
         return
-    print(f"  the estimates blend the value heads with {example['patterns_consulted']} nearby patterns; "
+    print(f"  the estimates blend the ridge prior with {example['patterns_consulted']} nearby patterns; "
           f"the nearest, #{pattern['id']} (similarity {pattern['similarity']:.2f}, "
           f"{_count(pattern['cluster_size'], 'good trajectory', 'good trajectories')}), saw:")
     ranked = sorted(pattern["route_stats"].items(), key=lambda item: -item[1]["mean_quality"])

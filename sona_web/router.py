@@ -1,11 +1,13 @@
 """AdaptiveRouter: choose the model most likely to satisfy the user at the lowest cost.
 
-For a query, each model's quality is estimated twice. Its value head, a
-linear model of the adapted representation, captures broad trends. The route
-statistics of the nearest ReasoningBank patterns are local averages that
-capture sharply defined kinds of query. They are blended as a Gaussian posterior
-in which the head counts as ``PRIOR_STRENGTH`` pseudo-observations and each
-pattern contributes its observations weighted by its similarity. The router
+For a query, each model's quality is estimated twice. A ridge regression per
+model (:class:`~sona_web.linear_prior.RidgePrior`), exact after every
+outcome, captures broad trends. The route statistics of the nearest
+ReasoningBank patterns are local averages that capture sharply defined kinds
+of query. They are blended as a Gaussian posterior in which the regression
+counts as many pseudo-observations as its own posterior variance is worth at
+this query, and each pattern contributes its observations weighted by its
+similarity. The router
 then subtracts ``cost_weight`` times each model's relative cost and explores
 by Thompson sampling: it draws one quality per model from the posterior and
 takes the best draw. The probability of the chosen model under that policy is
@@ -22,11 +24,19 @@ import numpy as np
 from ._validation import as_vector, check_real, check_route
 from .config import SonaConfig
 from .engine import SonaEngine
+from .linear_prior import RidgePrior
 
 __all__ = ["AdaptiveRouter", "RouteDecision"]
 
-# Pseudo-observations given to the value head's estimate.
-PRIOR_STRENGTH = 2.0
+# Pseudo-observations given to the value head's estimate when the router
+# runs without its ridge prior (linear_prior=False).
+VALUE_HEAD_EVIDENCE = 2.0
+# Outcomes compared with local evidence before the ridge prior's misfit is
+# trusted; until then the prior counts by its own variance alone.
+MIN_MISFIT_SAMPLES = 20
+# Upper bound on the ridge prior's weight in observations, against a
+# vanishing variance in a direction seen very often.
+MAX_PRIOR_EVIDENCE = 1e6
 # Similarity scale: a pattern this much less similar than the nearest one
 # counts e times less.
 SIMILARITY_SCALE = 0.05
@@ -73,6 +83,12 @@ class AdaptiveRouter:
         Scale of the Thompson draws' spread; 0 routes greedily.
     n_patterns : int
         Nearest patterns consulted per decision.
+    ridge : float
+        Prior strength of the per-model ridge regressions, in observations.
+    linear_prior : bool
+        Use the ridge regressions as the global estimate; ``False`` falls back
+        to the engine's value heads with a fixed weight of
+        ``VALUE_HEAD_EVIDENCE`` observations (kept for the ablation).
     learn_every : int
         Run a background cycle after this many recorded outcomes, so that a
         replayed evaluation learns at a fixed, reproducible cadence; apps may
@@ -90,6 +106,8 @@ class AdaptiveRouter:
         exploration: float = 1.0,
         n_patterns: int = 4,
         learn_every: int = 128,
+        ridge: float = 1.0,
+        linear_prior: bool = True,
         seed: int | None = None,
         clock=None,
     ):
@@ -105,6 +123,10 @@ class AdaptiveRouter:
             raise ValueError(f"n_patterns must be an int in [1, 64], got {n_patterns!r}")
         if isinstance(learn_every, bool) or not isinstance(learn_every, int) or learn_every < 1:
             raise ValueError(f"learn_every must be an int >= 1, got {learn_every!r}")
+        if not isinstance(linear_prior, bool):
+            raise TypeError(f"linear_prior must be a bool, got {type(linear_prior).__name__}")
+        self.ridge = check_real(ridge, "ridge", 1e-6)
+        self.linear_prior = linear_prior
         self.n_patterns = n_patterns
         self.learn_every = learn_every
         self.models = names
@@ -125,6 +147,10 @@ class AdaptiveRouter:
         self._sq_dev = np.zeros(count)
         self._latency = np.zeros(count)
         self._decisions: deque = deque(maxlen=DECISION_LOG_SIZE)
+        self._prior = RidgePrior(count, self.engine.config.hidden_dim, self.ridge)
+        self._gap_sq = np.zeros(count)
+        self._gap_noise = np.zeros(count)
+        self._gap_count = np.zeros(count)
 
     # Deciding -------------------------------------------------------------
 
@@ -155,28 +181,72 @@ class AdaptiveRouter:
 
     def _posterior(self, x: np.ndarray):
         engine = self.engine
-        model = engine._model
-        h = engine._represent(x[None, :]).astype(np.float64)
-        order = [engine._route_index[name] for name in self.models]
-        head = model.predict(h)[0][order]
-
+        h = engine._represent(x[None, :]).astype(np.float64)[0]
         variance = self._pooled_variance()
-        counts = np.zeros(len(self.models))
-        sums = np.zeros(len(self.models))
+        head, head_evidence = self._global_estimate(x, h, variance)
+        counts, sums, indices, similarity = self._local_evidence(h)
         patterns: list[dict] = []
-        bank = engine._bank
-        if len(bank):
-            indices, similarity = bank.nearest(h[0], self.n_patterns)
-            weights = np.exp((similarity - similarity.max()) / SIMILARITY_SCALE)
-            counts = weights @ bank.route_count[indices][:, order]
-            sums = weights @ bank.route_sum[indices][:, order]
-            bank.touch(indices, engine._clock())
-            patterns = bank.describe(indices, similarity, engine._routes)
+        if len(indices):
+            engine._bank.touch(indices, engine._clock())
+            patterns = engine._bank.describe(indices, similarity, engine._routes)
 
-        evidence = PRIOR_STRENGTH + counts
-        mean = (PRIOR_STRENGTH * np.clip(head, 0.0, 1.0) + sums) / evidence
+        evidence = head_evidence + counts
+        mean = (head_evidence * head + sums) / evidence
         std = np.sqrt(variance / evidence)
         return mean, std, patterns
+
+    def _global_estimate(self, x: np.ndarray, h: np.ndarray, variance: np.ndarray):
+        """Return each model's global quality estimate in [0, 1] and its weight in observations."""
+        if not self.linear_prior:
+            order = [self.engine._route_index[name] for name in self.models]
+            head = self.engine._model.predict(h[None, :])[0][order]
+            return np.clip(head, 0.0, 1.0), np.full(len(self.models), VALUE_HEAD_EVIDENCE)
+        head, spread = self._prior.predict(self._features(x))
+        # A linear fit can be wrong for a kind of query however many outcomes
+        # it has seen. Its squared misfit, in units of one observation's
+        # variance, adds to its own uncertainty. So where the data are not
+        # linear, a few local observations outweigh the fit.
+        evidence = 1.0 / (spread + self._misfit() / variance)
+        return np.clip(head, 0.0, 1.0), np.minimum(evidence, MAX_PRIOR_EVIDENCE)
+
+    def _local_evidence(self, h: np.ndarray):
+        """Return the similarity-weighted route counts and quality sums of the patterns nearest ``h``."""
+        bank = self.engine._bank
+        count = len(self.models)
+        if not len(bank):
+            return np.zeros(count), np.zeros(count), np.zeros(0, dtype=np.intp), np.zeros(0)
+        order = [self.engine._route_index[name] for name in self.models]
+        indices, similarity = bank.nearest(h, self.n_patterns)
+        weights = np.exp((similarity - similarity.max()) / SIMILARITY_SCALE)
+        counts = weights @ bank.route_count[indices][:, order]
+        sums = weights @ bank.route_sum[indices][:, order]
+        return counts, sums, indices, similarity
+
+    def _misfit(self) -> np.ndarray:
+        # Between-region variance of the truth around the linear fit, per model:
+        # the mean squared gap between local pattern means and the fit, less
+        # the part the local means' own sampling noise explains.
+        with np.errstate(invalid="ignore", divide="ignore"):
+            misfit = (self._gap_sq - self._gap_noise) / self._gap_count
+        return np.where(self._gap_count >= MIN_MISFIT_SAMPLES, np.maximum(misfit, 0.0), 0.0)
+
+    def _record_misfit(self, x: np.ndarray, index: int) -> None:
+        """Compare the fit with the local evidence for model ``index`` at ``x``, before learning from it."""
+        h = self.engine._represent(x[None, :]).astype(np.float64)[0]
+        counts, sums, _, _ = self._local_evidence(h)
+        if counts[index] < 1.0:
+            return
+        head, _ = self._prior.predict(self._features(x))
+        gap = sums[index] / counts[index] - min(max(head[index], 0.0), 1.0)
+        self._gap_sq[index] += gap * gap
+        self._gap_noise[index] += self._pooled_variance()[index] / counts[index]
+        self._gap_count[index] += 1.0
+
+    def _features(self, x: np.ndarray) -> np.ndarray:
+        # The engine's unit-norm input representation: the same scale for
+        # every embedder, and stable, unlike the adapted one, which moves as
+        # BaseLoRA learns and would make old statistics stale.
+        return self.engine._project(x[None, :])[0].astype(np.float64)
 
     def _pooled_variance(self) -> np.ndarray:
         # Per-model variance of observed quality, shrunk toward 0.25 (the
@@ -196,7 +266,11 @@ class AdaptiveRouter:
         engine = self.engine
         trajectory_id = engine.begin_trajectory(x)
         engine.set_trajectory_route(trajectory_id, self.models[index])
+        if self.linear_prior:
+            self._record_misfit(x, index)
         engine.end_trajectory(trajectory_id, quality)
+        if self.linear_prior:
+            self._prior.update(self._features(x), index, quality)
         self._update_model_stats(index, quality, latency_ms)
         self._outcomes += 1
         if self._outcomes % self.learn_every == 0:

@@ -355,12 +355,16 @@ MODELS = [{"name": "large", "cost": 1.0}, {"name": "small", "cost": 0.0}]
 
 def test_router_options_split_from_config():
     handle = value_of(
-        _bridge.create_router(MODELS, {"seed": 4, "costWeight": 0.3, "n_patterns": 2, "hiddenDim": 8, "embeddingDim": 8})
+        _bridge.create_router(
+            MODELS,
+            {"seed": 4, "costWeight": 0.3, "n_patterns": 2, "ridge": 2.5, "linearPrior": False, "hiddenDim": 8, "embeddingDim": 8},
+        )
     )["handle"]
     router = _bridge._REGISTRY.get(handle)[1]
 
     assert router.cost_weight == 0.3
     assert router.n_patterns == 2
+    assert (router.ridge, router.linear_prior) == (2.5, False)
     assert router.engine.config.hidden_dim == 8
     assert router.engine.config.seed == 4
 

@@ -281,6 +281,7 @@ def test_router_round_trip_same_decisions():
     assert (restored.cost_weight, restored.exploration, restored.n_patterns, restored.learn_every) == (
         original.cost_weight, original.exploration, original.n_patterns, original.learn_every
     )
+    assert (restored.ridge, restored.linear_prior) == (original.ridge, original.linear_prior)
 
     queries = unit_rows(np.random.default_rng(1), 30, 8)
     first, second = _router_outputs(original, queries), _router_outputs(restored, queries)
@@ -557,7 +558,15 @@ def test_router_rejects_statistics_shape(router_state):
         AdaptiveRouter.load_state(_repacked(router_state, ROUTER_KIND, edit))
 
 
-@pytest.mark.parametrize("key", ["models", "outcomes", "rng", "learn_every"])
+def test_router_rejects_prior_shape(router_state):
+    def edit(meta, arrays):
+        arrays["prior_b"] = arrays["prior_b"][:, :-1]
+
+    with pytest.raises(ValueError, match=re.escape("array prior_b has shape (3, 8), expected (3, 9)")):
+        AdaptiveRouter.load_state(_repacked(router_state, ROUTER_KIND, edit))
+
+
+@pytest.mark.parametrize("key", ["models", "outcomes", "rng", "learn_every", "ridge", "linear_prior"])
 def test_router_rejects_missing_meta(router_state, key):
     def edit(meta, arrays):
         del meta[key]
@@ -567,11 +576,12 @@ def test_router_rejects_missing_meta(router_state, key):
         AdaptiveRouter.load_state(_repacked(router_state, ROUTER_KIND, edit))
 
 
-def test_router_rejects_missing_engine(router_state):
+@pytest.mark.parametrize("key", ["engine", "prior_a_inv"])
+def test_router_rejects_missing_array(router_state, key):
     def edit(meta, arrays):
-        del arrays["engine"]
+        del arrays[key]
 
-    with pytest.raises(ValueError, match="router state is incomplete or inconsistent: missing or malformed 'engine'"):
+    with pytest.raises(ValueError, match=f"router state is incomplete or inconsistent: missing or malformed '{key}'"):
         AdaptiveRouter.load_state(_repacked(router_state, ROUTER_KIND, edit))
 
 

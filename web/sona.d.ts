@@ -271,6 +271,10 @@ export interface RouterOptions extends RuntimeOptions, SonaConfigOptions {
   exploration?: number;
   nPatterns?: number;
   learnEvery?: number;
+  /** Prior strength of the per-model ridge regressions, in observations (default 1). */
+  ridge?: number;
+  /** `false` replaces the ridge regressions by the engine's value heads (for ablations). */
+  linearPrior?: boolean;
 }
 
 export declare class AdaptiveRouter extends PythonHandle {

@@ -7,7 +7,8 @@ A router is built fresh for every (seed, cost weight) run from a
 ``egreedy``, ``linucb``, ``knn``, ``thompson_kmeans``: the baselines of
 :mod:`sona_web.eval.baselines` at their default hyper-parameters.
 ``sona`` and its ablations ``sona_no_micro_lora``, ``sona_no_base_lora``,
-``sona_no_ewc``, ``sona_no_reasoning_bank``: sona-web's ``AdaptiveRouter``.
+``sona_no_ewc``, ``sona_no_reasoning_bank``, ``sona_no_linear_prior``:
+sona-web's ``AdaptiveRouter``.
 ``random``: random routing at the per-model shares of the matched router
 (``sona`` by default) in the same seed and cost weight run.
 ``vw_cb_adf``, ``river_linucb``: optional, when those packages are installed.

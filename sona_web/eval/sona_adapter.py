@@ -30,7 +30,12 @@ ABLATIONS: dict[str, dict[str, float | int]] = {
     "sona_no_base_lora": {"base_lora_lr": 0.0},
     "sona_no_ewc": {"ewc_lambda": 0.0},
     "sona_no_reasoning_bank": {"pattern_clusters": 0},
+    "sona_no_linear_prior": {},
 }
+# AdaptiveRouter arguments per variant, for the parts that belong to the
+# router rather than the engine. Without its ridge prior the router falls
+# back to the engine's value heads, as it did before the prior existed.
+ROUTER_OPTIONS: dict[str, dict[str, bool]] = {"sona_no_linear_prior": {"linear_prior": False}}
 VARIANTS: tuple[str, ...] = tuple(ABLATIONS)
 
 
@@ -57,7 +62,12 @@ class SonaRouter(Router):
         models = [(str(name), float(cost)) for name, cost in zip(model_names, self._costs)]
         self._now = 0.0
         self._router = AdaptiveRouter(
-            models, config=config, seed=seed, cost_weight=self._cost_weight, clock=self._clock
+            models,
+            config=config,
+            seed=seed,
+            cost_weight=self._cost_weight,
+            clock=self._clock,
+            **ROUTER_OPTIONS.get(variant, {}),
         )
 
     def _clock(self) -> float:

@@ -136,7 +136,7 @@ function renderWhy(message) {
   details.append(table);
 
   if (!decision.patterns?.length) {
-    details.append(el("p", "why-note", "No learned patterns yet: the estimates come from the value heads alone."));
+    details.append(el("p", "why-note", "No learned patterns yet: the estimates come from a linear fit of all feedback so far."));
     return details;
   }
   details.append(el("p", "why-note", "Nearest learned patterns (their feedback per strategy):"));
