@@ -13,7 +13,9 @@ The hyper-parameters are the textbook defaults named in each class and were
 not chosen by looking at any evaluation result. Randomness comes only from a
 ``numpy.random.default_rng(seed)`` owned by each router, and ties between
 equal scores are broken at random, so that with the same seed and the same
-stream a router makes the same decisions.
+stream a router makes the same decisions. The linear baselines keep their
+per-model ridge regressions in :class:`sona_web.linear_prior.RidgePrior`,
+the same exact Sherman-Morrison update that sona-web's router uses.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from ..linear_prior import RidgePrior
 
 __all__ = [
     "EpsilonGreedyRouter",
@@ -102,41 +106,6 @@ class RandomRouter(Router):
         pass
 
 
-class _RidgeArms:
-    """One online ridge regression of reward on ``[x, 1]`` per model.
-
-    Keeps ``A^-1`` (A = ridge * I + sum z z^T) and updates it with the
-    Sherman-Morrison formula, so an update costs O(d^2) instead of an
-    O(d^3) inversion. The constant feature lets each model learn its base
-    rate apart from the query.
-    """
-
-    def __init__(self, n_models: int, dim: int, ridge: float) -> None:
-        if not ridge > 0:
-            raise ValueError(f"ridge must be > 0, got {ridge!r}")
-        size = dim + 1
-        self.a_inv = np.tile(np.eye(size) / ridge, (n_models, 1, 1))
-        self.b = np.zeros((n_models, size))
-        self.theta = np.zeros((n_models, size))
-
-    @staticmethod
-    def features(x: np.ndarray) -> np.ndarray:
-        z = np.empty(x.shape[0] + 1)
-        z[:-1] = x
-        z[-1] = 1.0
-        return z
-
-    def predict(self, z: np.ndarray) -> np.ndarray:
-        return self.theta @ z
-
-    def update(self, z: np.ndarray, arm: int, reward: float) -> None:
-        a_inv = self.a_inv[arm]
-        a_inv_z = a_inv @ z
-        a_inv -= np.outer(a_inv_z, a_inv_z) / (1.0 + z @ a_inv_z)
-        self.b[arm] += reward * z
-        self.theta[arm] = a_inv @ self.b[arm]
-
-
 class EpsilonGreedyRouter(Router):
     """Epsilon-greedy over per-model online ridge regressions.
 
@@ -153,12 +122,13 @@ class EpsilonGreedyRouter(Router):
             raise ValueError(f"epsilon must be in [0, 1], got {epsilon!r}")
         self.n_models = n_models
         self.epsilon = epsilon
-        self._arms = _RidgeArms(n_models, dim, ridge)
+        self._arms = RidgePrior(n_models, dim, ridge)
         self._rng = np.random.default_rng(seed)
 
     def route(self, x):
         explore_draw = self._rng.random()
-        greedy, ties = _argmax_random_tie(self._arms.predict(_RidgeArms.features(x)), self._rng)
+        predicted, _ = self._arms.predict(x)
+        greedy, ties = _argmax_random_tie(predicted, self._rng)
         if explore_draw < self.epsilon:
             chosen = int(self._rng.integers(self.n_models))
         else:
@@ -167,7 +137,7 @@ class EpsilonGreedyRouter(Router):
         return chosen, float(probability)
 
     def update(self, x, model_index, reward):
-        self._arms.update(_RidgeArms.features(x), model_index, reward)
+        self._arms.update(x, model_index, reward)
 
 
 class LinUCBRouter(Router):
@@ -185,18 +155,18 @@ class LinUCBRouter(Router):
         if not alpha >= 0:
             raise ValueError(f"alpha must be >= 0, got {alpha!r}")
         self.alpha = alpha
-        self._arms = _RidgeArms(n_models, dim, ridge)
+        self._arms = RidgePrior(n_models, dim, ridge)
         self._rng = np.random.default_rng(seed)
 
     def route(self, x):
-        z = _RidgeArms.features(x)
-        variance = (self._arms.a_inv @ z) @ z
-        scores = self._arms.predict(z) + self.alpha * np.sqrt(np.maximum(variance, 0.0))
+        # The spread z^T A^-1 z is LinUCB's variance term for z = [x, 1].
+        predicted, spread = self._arms.predict(x)
+        scores = predicted + self.alpha * np.sqrt(np.maximum(spread, 0.0))
         chosen, ties = _argmax_random_tie(scores, self._rng)
         return chosen, 1.0 / ties
 
     def update(self, x, model_index, reward):
-        self._arms.update(_RidgeArms.features(x), model_index, reward)
+        self._arms.update(x, model_index, reward)
 
 
 class KNNRouter(Router):
