@@ -596,7 +596,7 @@ def test_effect_pattern_stats_decay(decay):
     engine.force_learn()
 
     # Once a pattern exists, each new outcome of a route first discounts that
-    # route's evidence there; the other route's evidence stays.
+    # route's evidence there. The other route's evidence stays.
     for x in queries[:5]:
         record(engine, x, 0.0, "r0")
     stats = engine.find_patterns(queries[0], k=1)[0]["route_stats"]

@@ -80,7 +80,7 @@ def _second_half_rate(run: dict) -> float:
 @pytest.mark.data
 def test_demo_reasoning_bank_earns_thumbs_up(clinc, learning_run):
     # Users here prefer one style per domain, which the router's ridge prior
-    # mostly learns on its own, so the bank's gain is a few points and one
+    # mostly learns on its own. So the bank's gain is a few points, and one
     # seed alone is too noisy to show it: seeds 0-2 are averaged.
     gains = []
     for seed in (0, 1, 2):

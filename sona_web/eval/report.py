@@ -17,26 +17,26 @@ def _number(value: float, digits: int = 3) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
-def _interval(triple: tuple[float, float, float]) -> str:
+def _interval(triple: tuple[float, float, float], digits: int = 3) -> str:
     mean, low, high = triple
     if not math.isfinite(mean):
         return "n/a"
     if low == high:
-        return f"{mean:.3f}"
-    return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
 def summary_table(summaries: list[Summary], result: SweepResult) -> str:
-    """Return the summary as a Markdown table: APGR and CPT with 95% intervals, timings per call."""
+    """Return the summary as a Markdown table: APGR, CPT and regret with 95% intervals, timings per call."""
     lines = [
-        "| router | APGR | CPT(50%) | CPT(80%) | seeds | us/decision | us/update |",
-        "|---|---|---|---|---|---|---|",
+        "| router | APGR | CPT(50%) | CPT(80%) | regret/prompt | seeds | us/decision | us/update |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for summary in summaries:
         lines.append(
             f"| {summary.router} | {_interval(summary.apgr)} | {_interval(summary.cpt50)} | "
-            f"{_interval(summary.cpt80)} | {summary.seeds} | {_number(summary.route_us, 1)} | "
-            f"{_number(summary.update_us, 1)} |"
+            f"{_interval(summary.cpt80)} | {_interval(summary.regret, 4)} | {summary.seeds} | "
+            f"{_number(summary.route_us, 1)} | {_number(summary.update_us, 1)} |"
         )
     lines.append("")
     lines.append(

@@ -261,12 +261,18 @@ def _add_references(result: SweepResult, vectors, outcomes, subjects, seed: int)
 
 @dataclass(frozen=True)
 class Summary:
-    """Per-router aggregate over seeds: (mean, low, high) of each metric, plus per-cost-weight means."""
+    """Per-router aggregate over seeds: (mean, low, high) of each metric, plus per-cost-weight means.
+
+    ``regret`` is the regret per prompt against the per-query oracle, averaged
+    over the cost weights: the quantity each online router is asked to
+    minimise, where APGR measures the area under the curve its runs trace.
+    """
 
     router: str
     apgr: tuple[float, float, float]
     cpt50: tuple[float, float, float]
     cpt80: tuple[float, float, float]
+    regret: tuple[float, float, float]
     per_weight: dict[float, dict[str, float]]
     route_us: float
     update_us: float
@@ -290,8 +296,9 @@ def summarise(result: SweepResult) -> list[Summary]:
         per_seed = []
         for seed in result.seeds:
             points = sorted((r.cost_weight, r.cost_share, r.accuracy) for r in records if r.seed == seed)
+            regret = float(np.mean([r.regret / r.steps for r in records if r.seed == seed]))
             per_seed.append(_curve_metrics([p[1] for p in points], [p[2] for p in points],
-                                           result.weak_accuracy, result.strong_accuracy))
+                                           result.weak_accuracy, result.strong_accuracy) + (regret,))
         per_weight = {}
         for weight in result.cost_weights:
             at_weight = [r for r in records if r.cost_weight == weight]
@@ -305,7 +312,10 @@ def summarise(result: SweepResult) -> list[Summary]:
                                   float(np.mean([r.update_us for r in records]))))
 
     for name, curves in result.references.items():
-        per_seed = [_curve_metrics(c.cost_shares, c.accuracies, c.weak_accuracy, c.strong_accuracy) for c in curves]
+        per_seed = [
+            _curve_metrics(c.cost_shares, c.accuracies, c.weak_accuracy, c.strong_accuracy) + (float(np.mean(c.regrets)),)
+            for c in curves
+        ]
         per_weight = {
             weight: {
                 "accuracy": float(np.mean([c.accuracies[i] for c in curves])),
@@ -326,6 +336,7 @@ def _summary(name, per_seed, per_weight, route_us, update_us) -> Summary:
         apgr=metrics.mean_interval(columns[0]),
         cpt50=metrics.mean_interval(columns[1]),
         cpt80=metrics.mean_interval(columns[2]),
+        regret=metrics.mean_interval(columns[3]),
         per_weight=per_weight,
         route_us=route_us,
         update_us=update_us,

@@ -144,6 +144,11 @@ def test_summary_intervals_over_seeds(synthetic_dir):
     assert summaries["egreedy"].seeds == 3
     assert summaries["subject_oracle"].seeds == 1
 
+    # Regret per prompt: each run's cumulative regret over its prompts, averaged over cost weights and seeds.
+    weak_runs = [r.regret / r.steps for r in result.records if r.router == "always_weak"]
+    assert summaries["always_weak"].regret[0] == pytest.approx(np.mean(weak_runs))
+    assert summaries["always_weak"].regret[0] > 0
+
 
 def test_subject_oracle_hand_computed():
     outcomes = np.array([[1.0, 1.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
