@@ -231,7 +231,14 @@ class AdaptiveRouter:
         return np.where(self._gap_count >= MIN_MISFIT_SAMPLES, np.maximum(misfit, 0.0), 0.0)
 
     def _record_misfit(self, x: np.ndarray, index: int) -> None:
-        """Compare the fit with the local evidence for model ``index`` at ``x``, before learning from it."""
+        """Compare the fit with the local evidence for model ``index`` at ``x``, before learning from it.
+
+        NOTE: the local mean averages the truth over a pattern's region while
+        the fit is read at ``x``, so a true trend inside a region counts as
+        misfit. In the linear-trend test this cuts the prior's lead over the
+        value heads by about a third. Comparing with the fit's mean over the
+        same outcomes would remove that bias.
+        """
         h = self.engine._represent(x[None, :]).astype(np.float64)[0]
         counts, sums, _, _ = self._local_evidence(h)
         if counts[index] < 1.0:
