@@ -65,7 +65,7 @@ def as_vectors(value, dim: int, name: str) -> tuple[np.ndarray, bool]:
 def check_real(value, name: str, low: float | None = None, high: float | None = None) -> float:
     """Return ``value`` as a float after checking it is a finite real number within [low, high]."""
     if isinstance(value, bool) or not isinstance(value, (Real, np.floating, np.integer)):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {_short_repr(value)}")
     number = float(value)
     if not math.isfinite(number):
         raise ValueError(f"{name} must be finite, got {number}")
@@ -92,3 +92,10 @@ def check_text(value, name: str, max_length: int = 256) -> str:
 
 def check_route(value) -> str:
     return check_text(value, "route", max_length=128)
+
+
+def _short_repr(value) -> str:
+    # Error messages show the rejected value, cut short so that a large
+    # array does not flood them.
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

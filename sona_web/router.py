@@ -124,7 +124,7 @@ class AdaptiveRouter:
         if isinstance(learn_every, bool) or not isinstance(learn_every, int) or learn_every < 1:
             raise ValueError(f"learn_every must be an int >= 1, got {learn_every!r}")
         if not isinstance(linear_prior, bool):
-            raise TypeError(f"linear_prior must be a bool, got {type(linear_prior).__name__}")
+            raise TypeError(f"linear_prior must be a bool (True or False), got {type(linear_prior).__name__} {linear_prior!r}")
         self.ridge = check_real(ridge, "ridge", 1e-6)
         self.linear_prior = linear_prior
         self.n_patterns = n_patterns

@@ -169,8 +169,8 @@ def test_decision_explains_itself():
     "options, error, message",
     [
         ({"ridge": 0.0}, ValueError, "ridge must be >= 1e-06, got 0.0"),
-        ({"ridge": "1"}, TypeError, "ridge must be a real number"),
-        ({"linear_prior": 1}, TypeError, "linear_prior must be a bool, got int"),
+        ({"ridge": "1"}, TypeError, "ridge must be a real number, got str '1'"),
+        ({"linear_prior": 1}, TypeError, "linear_prior must be a bool \\(True or False\\), got int 1"),
     ],
 )
 def test_bad_prior_options_are_rejected(options, error, message):

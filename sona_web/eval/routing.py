@@ -334,11 +334,18 @@ def _summary(name, per_seed, per_weight, route_us, update_us) -> Summary:
     return Summary(
         router=name,
         apgr=metrics.mean_interval(columns[0]),
-        cpt50=metrics.mean_interval(columns[1]),
-        cpt80=metrics.mean_interval(columns[2]),
+        cpt50=_share_interval(columns[1]),
+        cpt80=_share_interval(columns[2]),
         regret=metrics.mean_interval(columns[3]),
         per_weight=per_weight,
         route_us=route_us,
         update_us=update_us,
         seeds=len(per_seed),
     )
+
+
+def _share_interval(values) -> tuple[float, float, float]:
+    # CPT is a share of calls, so its interval is cut to [0, 1]: with two
+    # or three seeds the Student-t interval can reach past either end.
+    mean, low, high = metrics.mean_interval(values)
+    return mean, max(low, 0.0), min(high, 1.0)

@@ -149,6 +149,12 @@ def test_summary_intervals_over_seeds(synthetic_dir):
     assert summaries["always_weak"].regret[0] == pytest.approx(np.mean(weak_runs))
     assert summaries["always_weak"].regret[0] > 0
 
+    # CPT is a share of calls, so its interval stays inside [0, 1] even when three seeds disagree.
+    for summary in summaries.values():
+        for low, high in (summary.cpt50[1:], summary.cpt80[1:]):
+            assert 0.0 <= low
+            assert high <= 1.0
+
 
 def test_subject_oracle_hand_computed():
     outcomes = np.array([[1.0, 1.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
