@@ -16,6 +16,7 @@ __all__ = [
     "as_vector",
     "as_vectors",
     "check_quality",
+    "check_int",
     "check_real",
     "check_route",
     "check_text",
@@ -60,6 +61,16 @@ def as_vectors(value, dim: int, name: str) -> tuple[np.ndarray, bool]:
         _check_finite(array, name)
         return array, False
     raise ValueError(f"{name} must have shape ({dim},) or (n, {dim}), got {array.shape}")
+
+
+def check_int(value, name: str, low: int, high: int | None = None) -> int:
+    """Return ``value`` as an int after checking its type (``TypeError``) and range [low, high] (``ValueError``)."""
+    bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int {bounds}, got {type(value).__name__} {_short_repr(value)}")
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"{name} must be an int {bounds}, got {value}")
+    return int(value)
 
 
 def check_real(value, name: str, low: float | None = None, high: float | None = None) -> float:

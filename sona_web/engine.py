@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._validation import as_float_array, as_vector, as_vectors, check_real, check_route, check_text
+from ._validation import as_float_array, as_vector, as_vectors, check_int, check_real, check_route, check_text
 from .config import SonaConfig
 from .ewc import EWCPlusPlus, ShiftDetector
 from .model import Batch, SonaModel
@@ -439,8 +439,7 @@ class SonaEngine:
         returned patterns' access statistics are updated.
         """
         x = as_vector(query_embedding, self.config.embedding_dim, "query_embedding")
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= 1000:
-            raise ValueError(f"k must be an int in [1, 1000], got {k!r}")
+        k = check_int(k, "k", 1, 1000)
         if not self._enabled or not len(self._bank):
             return []
         h = self._represent(x[None, :])[0].astype(np.float64)

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ._validation import as_vector, check_real, check_route
+from ._validation import as_vector, check_int, check_real, check_route
 from .config import SonaConfig
 from .engine import SonaEngine
 from .linear_prior import RidgePrior
@@ -119,10 +119,8 @@ class AdaptiveRouter:
             config = config.replace(seed=seed)
         self.cost_weight = check_real(cost_weight, "cost_weight", 0.0)
         self.exploration = check_real(exploration, "exploration", 0.0)
-        if isinstance(n_patterns, bool) or not isinstance(n_patterns, int) or not 1 <= n_patterns <= 64:
-            raise ValueError(f"n_patterns must be an int in [1, 64], got {n_patterns!r}")
-        if isinstance(learn_every, bool) or not isinstance(learn_every, int) or learn_every < 1:
-            raise ValueError(f"learn_every must be an int >= 1, got {learn_every!r}")
+        n_patterns = check_int(n_patterns, "n_patterns", 1, 64)
+        learn_every = check_int(learn_every, "learn_every", 1)
         if not isinstance(linear_prior, bool):
             raise TypeError(f"linear_prior must be a bool (True or False), got {type(linear_prior).__name__} {linear_prior!r}")
         self.ridge = check_real(ridge, "ridge", 1e-6)

@@ -120,7 +120,10 @@ class ReplayBuffer:
             # int8 with one scale per row: the cosine objective ignores the
             # target's length, and rounding kept the cosine to the original
             # above 0.9998 on heavy-tailed random 256-d vectors.
-            scale = float(np.abs(target).max()) / 127.0
+            # The scale is rounded to float32 before the division. A target
+            # near the smallest float32 has a scale of 0 in float32, so it is
+            # stored as zeros instead of dividing by zero.
+            scale = np.float32(float(np.abs(target).max()) / 127.0)
             self.target_scale[slot] = scale
             self.targets[slot] = np.round(target / scale) if scale > 0 else 0
         self.head = (slot + 1) % self.capacity

@@ -590,9 +590,15 @@ def test_find_patterns_k_caps_results(engine):
     assert len(engine.find_patterns(np.ones(DIM), k=1000)) == total
 
 
-@pytest.mark.parametrize("k", [0, -1, 1001, True, 2.0, "3", None])
-def test_find_patterns_rejects_k(engine, k):
-    assert_rejected(engine, ValueError, re.escape(f"k must be an int in [1, 1000], got {k!r}"), engine.find_patterns, np.ones(DIM), k)
+@pytest.mark.parametrize("k", [0, -1, 1001])
+def test_find_patterns_rejects_k_out_of_range(engine, k):
+    assert_rejected(engine, ValueError, re.escape(f"k must be an int in [1, 1000], got {k}"), engine.find_patterns, np.ones(DIM), k)
+
+
+@pytest.mark.parametrize("k", [True, 2.0, "3", None])
+def test_find_patterns_rejects_k_of_wrong_type(engine, k):
+    message = f"k must be an int in [1, 1000], got {type(k).__name__} {k!r}"
+    assert_rejected(engine, TypeError, re.escape(message), engine.find_patterns, np.ones(DIM), k)
 
 
 def test_find_patterns_empty_bank():
@@ -853,9 +859,9 @@ def test_router_rejects_models(models, error, match):
     ({"exploration": np.inf}, ValueError, "exploration must be finite, got inf"),
     ({"n_patterns": 0}, ValueError, re.escape("n_patterns must be an int in [1, 64], got 0")),
     ({"n_patterns": 65}, ValueError, re.escape("n_patterns must be an int in [1, 64], got 65")),
-    ({"n_patterns": True}, ValueError, re.escape("n_patterns must be an int in [1, 64], got True")),
+    ({"n_patterns": True}, TypeError, re.escape("n_patterns must be an int in [1, 64], got bool True")),
     ({"learn_every": 0}, ValueError, "learn_every must be an int >= 1, got 0"),
-    ({"learn_every": 2.0}, ValueError, "learn_every must be an int >= 1, got 2.0"),
+    ({"learn_every": 2.0}, TypeError, "learn_every must be an int >= 1, got float 2.0"),
     ({"seed": -1}, ValueError, re.escape("seed must be in [0, 9223372036854775807], got -1")),
 ])
 def test_router_rejects_options(kwargs, error, match):

@@ -306,8 +306,15 @@ class EngineMachine(RuleBasedStateMachine):
     @rule(data=st.data(), k=st.one_of(st.integers(1, 5), st.sampled_from([0, 1001, True, 2.5])))
     def find_patterns(self, data, k):
         value, error = data.draw(vector_inputs(self.config.embedding_dim), label="query_embedding")
-        valid_k = isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= 1000
-        error = error or (None if valid_k else ValueError)
+        int_k = isinstance(k, int) and not isinstance(k, bool)
+        if not int_k:
+            k_error = TypeError
+        elif not 1 <= k <= 1000:
+            k_error = ValueError
+        else:
+            k_error = None
+        # The query is checked before k, so a bad query's error comes first.
+        error = error or k_error
         patterns = self.expect(error, self.engine.find_patterns, value, k)
         if error is not None:
             return
