@@ -2,10 +2,10 @@
 
 The router needs a global estimate of every model's quality on a query, one
 that is right on average before the ReasoningBank has local evidence. A value
-head trained by stochastic gradient steps in background cycles lags behind
-the data and gives no measure of its own uncertainty. A ridge regression per model
-on ``[x, 1]`` is exact after every outcome, and its posterior variance tells
-how many observations its prediction is worth at this query, so the router can
+head trained by stochastic gradient steps in background cycles lags behind the
+data and gives no measure of its own uncertainty. A ridge regression per model
+on ``[x, 1]`` is exact after every outcome. Its posterior variance gives the
+number of observations its prediction is worth at a query, so the router can
 weigh it against the patterns' counts without a hand-set constant.
 
 ``A^-1`` (with ``A = ridge * I + sum z z^T``) is updated by the

@@ -4,14 +4,14 @@ For a query, each model's quality is estimated twice. A ridge regression per
 model (:class:`~sona_web.linear_prior.RidgePrior`), exact after every
 outcome, captures broad trends. The route statistics of the nearest
 ReasoningBank patterns are local averages that capture sharply defined kinds
-of query. They are blended as a Gaussian posterior in which the regression
-counts as many pseudo-observations as its own posterior variance is worth at
-this query, and each pattern contributes its observations weighted by its
-similarity. The router
-then subtracts ``cost_weight`` times each model's relative cost and explores
-by Thompson sampling: it draws one quality per model from the posterior and
-takes the best draw. The probability of the chosen model under that policy is
-estimated from further draws and logged for off-policy evaluation.
+of query. They are blended as a Gaussian posterior. In it, the regression
+counts as many pseudo-observations as its posterior variance and its measured
+misfit to the local statistics allow at this query. Each pattern contributes
+its observations, weighted by its similarity. The router then subtracts
+``cost_weight`` times each model's relative cost and explores by Thompson
+sampling: it draws one quality per model from the posterior and takes the
+best draw. The probability of the chosen model under that policy is estimated
+from further draws and logged for off-policy evaluation.
 """
 
 from __future__ import annotations
@@ -122,7 +122,8 @@ class AdaptiveRouter:
         n_patterns = check_int(n_patterns, "n_patterns", 1, 64)
         learn_every = check_int(learn_every, "learn_every", 1)
         if not isinstance(linear_prior, bool):
-            raise TypeError(f"linear_prior must be a bool (True or False), got {type(linear_prior).__name__} {linear_prior!r}")
+            kind = type(linear_prior).__name__
+            raise TypeError(f"linear_prior must be a bool (True or False), got {kind} {linear_prior!r}")
         self.ridge = check_real(ridge, "ridge", 1e-6)
         self.linear_prior = linear_prior
         self.n_patterns = n_patterns
@@ -228,7 +229,7 @@ class AdaptiveRouter:
             misfit = (self._gap_sq - self._gap_noise) / self._gap_count
         return np.where(self._gap_count >= MIN_MISFIT_SAMPLES, np.maximum(misfit, 0.0), 0.0)
 
-    def _record_misfit(self, x: np.ndarray, index: int) -> None:
+    def _record_misfit(self, x: np.ndarray, features: np.ndarray, index: int) -> None:
         """Compare the fit with the local evidence for model ``index`` at ``x``, before learning from it.
 
         NOTE: the local mean averages the truth over a pattern's region while
@@ -241,7 +242,7 @@ class AdaptiveRouter:
         counts, sums, _, _ = self._local_evidence(h)
         if counts[index] < 1.0:
             return
-        head, _ = self._prior.predict(self._features(x))
+        head, _ = self._prior.predict(features)
         gap = sums[index] / counts[index] - min(max(head[index], 0.0), 1.0)
         self._gap_sq[index] += gap * gap
         self._gap_noise[index] += self._pooled_variance()[index] / counts[index]
@@ -272,10 +273,11 @@ class AdaptiveRouter:
         trajectory_id = engine.begin_trajectory(x)
         engine.set_trajectory_route(trajectory_id, self.models[index])
         if self.linear_prior:
-            self._record_misfit(x, index)
+            features = self._features(x)
+            self._record_misfit(x, features, index)
         engine.end_trajectory(trajectory_id, quality)
         if self.linear_prior:
-            self._prior.update(self._features(x), index, quality)
+            self._prior.update(features, index, quality)
         self._update_model_stats(index, quality, latency_ms)
         self._outcomes += 1
         if self._outcomes % self.learn_every == 0:

@@ -38,9 +38,9 @@ def test_spread_shrinks_with_observations_near_the_query():
     for _ in range(50):
         prior.update(query + 0.05 * rng.standard_normal(4), 0, 1.0)
     after = prior.predict(query)[1]
-    # Only model 0 was observed: its spread falls from 2 (|z|^2 with
-    # z = [query, 1] under the unit prior), worth half an observation, to
-    # about 1/50; model 1's stays.
+    # Only model 0 was observed. Its spread falls from 2 (|z|^2 with
+    # z = [query, 1] under the unit prior, worth half an observation) to
+    # about 1/50, and model 1's stays.
     assert before[0] == pytest.approx(2.0)
     assert after[0] < before[0] / 20
     assert after[1] == before[1]

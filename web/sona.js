@@ -412,6 +412,21 @@ class PythonHandle {
     return this.call(method, trimUndefined(converted), transfer);
   }
 
+  /** Run a background learning cycle if one is due; resolves to its summary or null. */
+  tick() {
+    return this.call("tick");
+  }
+
+  /** Resolve to the object's statistics as a plain object. */
+  stats() {
+    return this.call("stats");
+  }
+
+  /** Resolve to the versioned, checksummed state as a Uint8Array. */
+  saveState() {
+    return this.call("save_state");
+  }
+
   /** Report memory figures of the runtime, for leak tests. */
   debugMemory() {
     return this.runtime.debugMemory();
@@ -542,10 +557,6 @@ export class SonaEngine extends PythonHandle {
     return this.call("apply_base_lora_batch", [layer, batch.array, batch.count], batch.transfer);
   }
 
-  tick() {
-    return this.call("tick");
-  }
-
   forceLearn() {
     return this.call("force_learn");
   }
@@ -582,21 +593,12 @@ export class SonaEngine extends PythonHandle {
     return this.call("get_stats");
   }
 
-  stats() {
-    return this.call("stats");
-  }
-
   setEnabled(enabled) {
     return this.call("set_enabled", [enabled]);
   }
 
   isEnabled() {
     return this.call("is_enabled");
-  }
-
-  /** Resolves to the versioned, checksummed engine state as a Uint8Array. */
-  saveState() {
-    return this.call("save_state");
   }
 
   /** Replace this engine's state with bytes from `saveState()`. */
@@ -682,26 +684,13 @@ export class AdaptiveRouter extends PythonHandle {
     return this.callWithVectors("record_outcome", [queryEmbedding, model, quality, latencyMs], [0]);
   }
 
-  /** Run a background learning cycle if one is due; resolves to its summary or null. */
-  tick() {
-    return this.call("tick");
-  }
-
   /** Resolve to the logged decisions (model index, probability, scores), oldest first. */
   decisions() {
     return this.call("decisions");
   }
 
-  saveState() {
-    return this.call("save_state");
-  }
-
   async loadState(state) {
     await this.call("load_state", [binary(state, "state")]);
-  }
-
-  stats() {
-    return this.call("stats");
   }
 }
 
